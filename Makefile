@@ -1,0 +1,71 @@
+# MovieFlix Lab — `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+.ONESHELL:
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+CLI    := $(BIN)/movieflix-lab
+INSTALLED := $(VENV)/.installed
+KAFKA_LIBS := .kafka/libs/.pom.sha256
+PYTEST_ARGS ?=
+
+.PHONY: help setup sysdeps kafka demo test lab check format clean
+
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*## "; printf "MovieFlix Lab targets:\n"} \
+	  /^[a-zA-Z_-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+sysdeps: ## Install missing system packages (Java 17, Maven) with apt-get when root.
+	@missing=""
+	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"
+	command -v mvn  >/dev/null || missing="$$missing maven"
+	if [ -n "$$missing" ]; then
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+	    echo "installing:$$missing"
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null
+	  else
+	    echo "missing:$$missing — install them (apt-get install$$missing), then run make again" >&2; exit 1
+	  fi
+	fi
+
+$(INSTALLED): pyproject.toml
+	@set -e
+	if [ -z "$(PYTHON)" ]; then echo "Python 3.11 not found: install python3.11, then run make again" >&2; exit 1; fi
+	"$(PYTHON)" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || \
+	  { echo "$(PYTHON) is not Python 3.11: set PYTHON=/path/to/python3.11" >&2; exit 1; }
+	[ -x $(BIN)/python ] || "$(PYTHON)" -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+$(KAFKA_LIBS): kafka/pom.xml $(INSTALLED)
+	@$(CLI) broker fetch
+
+kafka: sysdeps $(INSTALLED) $(KAFKA_LIBS) ## Fetch the Kafka 4.3.1 broker jars with Maven (idempotent).
+
+setup: sysdeps $(INSTALLED) $(KAFKA_LIBS) ## Create .venv, install the package (editable, dev extras), fetch Kafka.
+
+demo: setup ## Set up, then run the main job end to end.
+	@$(CLI) demo
+
+test: setup ## Set up, then run the test suite against a real Kafka broker.
+	@$(BIN)/pytest $(PYTEST_ARGS)
+
+lab: setup ## Start JupyterLab with the movieflix-lab kernel.
+	@$(BIN)/python -m ipykernel install --sys-prefix --name movieflix-lab --display-name "MovieFlix Lab" >/dev/null
+	$(BIN)/jupyter lab --notebook-dir=notebooks
+
+check: $(INSTALLED) ## Lint and type-check (ruff, mypy).
+	@$(BIN)/ruff check movieflix_lab tests benchmarks
+	$(BIN)/ruff format --check movieflix_lab tests benchmarks
+	$(BIN)/mypy
+
+format: $(INSTALLED) ## Format the code (ruff).
+	@$(BIN)/ruff check --fix movieflix_lab tests benchmarks
+	$(BIN)/ruff format movieflix_lab tests benchmarks
+
+clean: ## Stop the local broker and remove derived data (keeps data/raw).
+	@[ -x $(CLI) ] && $(CLI) broker stop || true
+	rm -rf data/kafka data/state data/processed .pytest_cache .mypy_cache .ruff_cache

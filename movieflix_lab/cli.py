@@ -1,0 +1,223 @@
+"""The ``movieflix-lab`` command: thin over the library, one-line errors unless ``--debug``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from movieflix_lab.config import Settings, get_settings
+from movieflix_lab.exceptions import ConfigError, MovieflixError
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+#: Set by the root callback; read by :func:`main` when an error reaches it.
+_options = {"debug": False}
+
+
+app = typer.Typer(
+    help="MovieFlix Lab: streaming analytics and ML research on MovieFlix's Kafka events.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+broker_app = typer.Typer(
+    help="The local Apache Kafka broker (KRaft, one node).", no_args_is_help=True
+)
+topics_app = typer.Typer(help="The topic catalog on the cluster.", no_args_is_help=True)
+app.add_typer(broker_app, name="broker")
+app.add_typer(topics_app, name="topics")
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+) -> None:
+    _options["debug"] = debug
+
+
+def settings() -> Settings:
+    """The process settings; an invalid environment variable becomes a one-line error."""
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"MOVIEFLIX_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            for e in exc.errors()
+        )
+        raise ConfigError(f"invalid setting: {problems}") from None
+
+
+# --- broker ---------------------------------------------------------------------------
+
+
+@broker_app.command("start")
+def broker_start() -> None:
+    """Start the local broker; returns once it answers metadata requests."""
+    from movieflix_lab.kafka.broker import LocalBroker
+
+    with console.status("starting the local Kafka broker…"):
+        status = LocalBroker(settings()).start()
+    if status.stale_pid_removed:
+        console.print("removed a stale pid file (the broker it named was gone)")
+    if status.already_running:
+        console.print(f"already running: pid {status.pid} at [bold]{status.bootstrap}[/]")
+    else:
+        console.print(
+            f"Kafka {status.version} running: pid {status.pid} at [bold]{status.bootstrap}[/] "
+            f"(log: {status.log_file})"
+        )
+
+
+@broker_app.command("stop")
+def broker_stop() -> None:
+    """Stop the local broker gracefully and wait for it to exit."""
+    from movieflix_lab.kafka.broker import LocalBroker
+
+    with console.status("stopping the local Kafka broker…"):
+        stopped = LocalBroker(settings()).stop()
+    console.print("stopped" if stopped else "not running")
+
+
+@broker_app.command("status")
+def broker_status() -> None:
+    """Show whether the local broker runs. Exit code 0 when running, 3 when stopped."""
+    from movieflix_lab.kafka.broker import LocalBroker
+
+    status = LocalBroker(settings()).status()
+    if status.stale_pid_removed:
+        console.print("removed a stale pid file (the broker it named was gone)")
+    table = Table(show_header=False, box=None)
+    table.add_row("state", "[green]running[/]" if status.running else "[yellow]stopped[/]")
+    table.add_row("pid", str(status.pid) if status.pid else "-")
+    table.add_row("address", status.bootstrap)
+    table.add_row("kafka version", status.version or "jars not fetched (make kafka)")
+    table.add_row("home", str(status.home))
+    table.add_row("log", str(status.log_file))
+    console.print(table)
+    if not status.running:
+        raise typer.Exit(3)
+
+
+@broker_app.command("fetch")
+def broker_fetch(
+    force: Annotated[bool, typer.Option(help="Fetch again even when present.")] = False,
+) -> None:
+    """Fetch the broker jars from Maven Central (idempotent)."""
+    from movieflix_lab.kafka.broker import fetch_kafka_libs, kafka_version
+
+    with console.status("fetching the Kafka jars with Maven…"):
+        libs, fetched = fetch_kafka_libs(settings(), force=force)
+    state = "fetched" if fetched else "already present"
+    console.print(f"Kafka {kafka_version(libs)} jars {state} in {libs}")
+
+
+# --- topics ---------------------------------------------------------------------------
+
+
+def _print_topic_reports(reports: list[Any]) -> None:
+    colors = {"created": "green", "exists": "dim", "differs": "yellow", "altered": "cyan"}
+    table = Table(title="topic catalog")
+    table.add_column("topic")
+    table.add_column("status")
+    table.add_column("differences from the catalog")
+    for report in reports:
+        color = colors[report.status]
+        table.add_row(report.name, f"[{color}]{report.status}[/]", "; ".join(report.differences))
+    console.print(table)
+
+
+@topics_app.command("create")
+def topics_create(
+    alter: Annotated[
+        bool,
+        typer.Option(help="Bring differing topics in line: set configs, add partitions."),
+    ] = False,
+) -> None:
+    """Create the catalog's topics (idempotent); report what differs on the cluster."""
+    from movieflix_lab.kafka.catalog import create_topics
+    from movieflix_lab.kafka.client import wait_until_reachable
+
+    s = settings()
+    wait_until_reachable(s)
+    reports = create_topics(s, alter=alter)
+    _print_topic_reports(reports)
+    if any(report.status == "differs" for report in reports):
+        console.print("some topics differ from the catalog: `topics create --alter` aligns them")
+
+
+def _format_retention(ms: int | None, cleanup_policy: str) -> str:
+    if "delete" not in cleanup_policy:
+        return "compacted"
+    if ms is None or ms < 0:
+        return "forever"
+    hours = ms / 3_600_000
+    return f"{hours / 24:g} d" if hours >= 24 else f"{hours:g} h"
+
+
+@topics_app.command("describe")
+def topics_describe(
+    internal: Annotated[bool, typer.Option(help="Include internal topics (__*).")] = False,
+) -> None:
+    """Print every topic: partitions, cleanup policy, retention, message count."""
+    from movieflix_lab.kafka.catalog import describe_topics
+    from movieflix_lab.kafka.client import wait_until_reachable
+
+    s = settings()
+    wait_until_reachable(s)
+    table = Table(title=f"topics on {s.bootstrap_servers}")
+    for column in ("topic", "partitions", "replicas", "cleanup", "retention", "messages"):
+        table.add_column(column, justify="left" if column in ("topic", "cleanup") else "right")
+    for d in describe_topics(s, include_internal=internal):
+        name = d.name if d.in_catalog else f"[dim]{d.name}[/]"
+        table.add_row(
+            name,
+            str(d.partitions),
+            str(d.replication_factor),
+            d.cleanup_policy,
+            _format_retention(d.retention_ms, d.cleanup_policy),
+            f"{d.messages:,}",
+        )
+    console.print(table)
+
+
+# --- demo -----------------------------------------------------------------------------
+
+
+@app.command("demo")
+def demo() -> None:
+    """The main job end to end: broker, topics, and (as they land) apps and reports."""
+    s = settings()
+    if s.uses_local_broker:
+        broker_start()
+    else:
+        console.print(f"using the Kafka cluster at [bold]{s.bootstrap_servers}[/]")
+    topics_create(alter=False)
+    topics_describe(internal=False)
+
+
+def main() -> None:
+    """Run the CLI: errors become one line on stderr and exit code 1 unless ``--debug``."""
+    try:
+        app(prog_name="movieflix-lab")
+    except KeyboardInterrupt:
+        err_console.print("[bold red]interrupted[/]")
+        raise SystemExit(130) from None
+    except Exception as exc:
+        if _options["debug"]:
+            raise
+        if isinstance(exc, MovieflixError):
+            message = str(exc)
+        else:
+            message = f"{type(exc).__name__}: {exc} (run with --debug for the traceback)"
+        err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,141 @@
+"""Settings and paths: the one place MovieFlix Lab reads environment variables.
+
+Every setting has the env prefix ``MOVIEFLIX_`` (``MOVIEFLIX_KAFKA_BOOTSTRAP``,
+``MOVIEFLIX_TOPIC_PARTITIONS``, ...). Paths default to folders under the project root, so a
+command behaves the same from any working directory.
+
+Examples
+--------
+>>> s = Settings(kafka_bootstrap="kafka-1:9092,kafka-2:9092")
+>>> s.uses_local_broker
+False
+>>> Settings(kafka_bootstrap=None, local_kafka_port=19092).bootstrap_servers
+'127.0.0.1:19092'
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["PROJECT_ROOT", "Settings", "get_settings"]
+
+#: The project root: the folder holding ``pyproject.toml`` and ``movieflix_lab/``.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+
+
+class Settings(BaseSettings):
+    """MovieFlix Lab settings, read once from ``MOVIEFLIX_*`` environment variables."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MOVIEFLIX_",
+        frozen=True,
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    # --- paths (anchored at the project root) -------------------------------------------
+    data_dir: Path = PROJECT_ROOT / "data"
+    models_dir: Path = PROJECT_ROOT / "models"
+    reports_dir: Path = PROJECT_ROOT / "reports"
+    notebooks_dir: Path = PROJECT_ROOT / "notebooks"
+
+    # --- Kafka: an external cluster, or the local default ----------------------------------
+    #: Bootstrap servers of an existing cluster. When set, no local broker is ever started.
+    kafka_bootstrap: str | None = None
+    kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_ca_location: Path | None = None
+    kafka_ssl_certificate_location: Path | None = None
+    kafka_ssl_key_location: Path | None = None
+    #: Any further librdkafka settings, as a JSON object (``{"client.rack": "eu-1a"}``).
+    kafka_client_config: dict[str, str] = Field(default_factory=dict)
+
+    #: Partitions and replication for the topic catalog.
+    topic_partitions: int = Field(6, ge=1)
+    topic_replication_factor: int = Field(1, ge=1)
+
+    # --- the local broker --------------------------------------------------------------
+    local_kafka_host: str = "127.0.0.1"
+    local_kafka_port: int = Field(9092, ge=1, le=65535)
+    local_controller_port: int = Field(9093, ge=1, le=65535)
+    #: Broker storage, logs and pid file. Defaults to ``data/kafka``.
+    kafka_data_dir: Path | None = None
+    #: Where Maven copies the broker jars (``make kafka``).
+    kafka_libs_dir: Path = PROJECT_ROOT / ".kafka" / "libs"
+    kafka_pom: Path = PROJECT_ROOT / "kafka" / "pom.xml"
+    kafka_heap: str = "1g"
+    #: Seconds ``broker start`` waits for the broker to answer metadata requests.
+    kafka_start_timeout_s: float = Field(90.0, gt=0)
+    #: A JDK/JRE to run the broker with; ``JAVA_HOME`` is honoured too.
+    java_home: Path | None = Field(
+        None, validation_alias=AliasChoices("MOVIEFLIX_JAVA_HOME", "JAVA_HOME", "java_home")
+    )
+
+    @field_validator("kafka_client_config", mode="before")
+    @classmethod
+    def _parse_client_config(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.strip() else {}
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"must be a JSON object of librdkafka settings: {exc}") from exc
+        if isinstance(value, dict):
+            return {str(k): str(v) for k, v in value.items()}
+        return value
+
+    @field_validator("kafka_bootstrap", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _ports_differ(self) -> Settings:
+        if self.local_kafka_port == self.local_controller_port:
+            raise ValueError("local_kafka_port and local_controller_port must differ")
+        return self
+
+    # --- derived values ---------------------------------------------------------------
+    @property
+    def uses_local_broker(self) -> bool:
+        """True when no external cluster is configured."""
+        return self.kafka_bootstrap is None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """The bootstrap servers every client connects to."""
+        if self.kafka_bootstrap is not None:
+            return self.kafka_bootstrap
+        return f"{self.local_kafka_host}:{self.local_kafka_port}"
+
+    @property
+    def broker_dir(self) -> Path:
+        """The local broker's home: storage, logs, pid file."""
+        return self.kafka_data_dir or self.data_dir / "kafka"
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.data_dir / "raw"
+
+    @property
+    def processed_dir(self) -> Path:
+        return self.data_dir / "processed"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.data_dir / "state"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment once."""
+    return Settings()

@@ -1,0 +1,145 @@
+"""The local broker's lifecycle through the CLI, as a user runs it."""
+
+import json
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, Producer
+
+from movieflix_lab.config import Settings
+from movieflix_lab.kafka.broker import LocalBroker, _java_major
+from tests.fixtures import cli_env, local_broker_settings, run_cli
+
+
+@pytest.fixture(scope="module")
+def own_broker(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A broker of this module's own (not the session's), stopped at the end."""
+    settings = local_broker_settings(tmp_path_factory.mktemp("lifecycle") / "broker")
+    yield settings
+    LocalBroker(settings).stop()
+
+
+def _one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_start_status_double_start_stop(own_broker: Settings) -> None:
+    env = cli_env(own_broker)
+    stopped = run_cli("broker", "status", env=env)
+    assert stopped.returncode == 3 and "stopped" in stopped.stdout
+
+    started = run_cli("broker", "start", env=env)
+    assert started.returncode == 0, started.stderr
+    assert own_broker.bootstrap_servers in started.stdout
+    assert "Kafka 4.3.1 running" in started.stdout
+
+    # It is a real broker: a record goes in and comes back out.
+    config = {"bootstrap.servers": own_broker.bootstrap_servers}
+    admin_topic = "lifecycle-check"
+    from movieflix_lab.kafka.catalog import TopicSpec, create_topics
+
+    create_topics(own_broker, specs=[TopicSpec(admin_topic, "test", "none", partitions=1)])
+    producer = Producer(config)
+    producer.produce(admin_topic, key=b"k", value=b"hello")
+    assert producer.flush(10) == 0
+    consumer = Consumer({**config, "group.id": "lifecycle", "auto.offset.reset": "earliest"})
+    consumer.subscribe([admin_topic])
+    message = None
+    for _ in range(50):
+        message = consumer.poll(0.5)
+        if message is not None and message.error() is None:
+            break
+    consumer.close()
+    assert message is not None and message.value() == b"hello"
+
+    again = run_cli("broker", "start", env=env)
+    assert again.returncode == 0 and "already running" in again.stdout
+
+    status = run_cli("broker", "status", env=env)
+    assert status.returncode == 0
+    pid = json.loads((own_broker.broker_dir / "broker.json").read_text())["pid"]
+    for expected in ("running", str(pid), own_broker.bootstrap_servers, "4.3.1"):
+        assert expected in status.stdout
+    assert (own_broker.broker_dir / "logs" / "server.log").stat().st_size > 0
+    assert "Kafka Server started" not in started.stdout + started.stderr  # logs go to the file
+
+    stop = run_cli("broker", "stop", env=env)
+    assert stop.returncode == 0 and "stopped" in stop.stdout
+    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
+    assert run_cli("broker", "status", env=env).returncode == 3
+    assert "not running" in run_cli("broker", "stop", env=env).stdout
+
+
+def test_stale_pid_file_is_noticed_and_cleaned(own_broker: Settings) -> None:
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    pid_file = own_broker.broker_dir / "broker.json"
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    pid_file.write_text(json.dumps({"pid": gone.pid, "bootstrap": "x", "version": "4.3.1"}))
+
+    status = run_cli("broker", "status", env=cli_env(own_broker))
+    assert status.returncode == 3
+    assert "stale pid file" in status.stdout
+    assert not pid_file.exists()
+
+    # A pid file naming a live process that is not our broker is stale too.
+    pid_file.write_text(json.dumps({"pid": os.getpid()}))
+    started = run_cli("broker", "start", env=cli_env(own_broker))
+    assert started.returncode == 0, started.stderr
+    assert "stale pid file" in started.stdout and "running" in started.stdout
+    assert run_cli("broker", "stop", env=cli_env(own_broker)).returncode == 0
+
+
+def _without_movieflix_java(env: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in env.items() if k not in ("JAVA_HOME", "MOVIEFLIX_JAVA_HOME")}
+
+
+def test_missing_java_is_a_one_line_error(own_broker: Settings) -> None:
+    env = _without_movieflix_java(cli_env(own_broker, PATH="/nonexistent"))
+    line = _one_line_error(run_cli("broker", "start", env=env))
+    assert "Java not found" in line and "openjdk-17" in line
+
+
+def test_old_java_is_a_one_line_error(own_broker: Settings, tmp_path: Path) -> None:
+    fake_bin = tmp_path / "jdk11" / "bin"
+    fake_bin.mkdir(parents=True)
+    java = fake_bin / "java"
+    java.write_text("#!/bin/sh\necho 'openjdk version \"11.0.22\" 2024-01-16' >&2\n")
+    java.chmod(java.stat().st_mode | stat.S_IEXEC)
+    env = cli_env(own_broker, PATH="/nonexistent", JAVA_HOME=str(tmp_path / "jdk11"))
+    line = _one_line_error(run_cli("broker", "start", env=env))
+    assert "Java 11" in line and "17+" in line
+
+
+def test_missing_maven_is_a_one_line_error(own_broker: Settings, tmp_path: Path) -> None:
+    java_home = Path(os.path.realpath("/usr/bin/java")).parent.parent
+    env = cli_env(
+        own_broker,
+        PATH="/nonexistent",
+        JAVA_HOME=str(java_home),
+        MOVIEFLIX_KAFKA_LIBS_DIR=str(tmp_path / "no-libs"),
+    )
+    line = _one_line_error(run_cli("broker", "start", env=env))
+    assert "Maven not found" in line and "apt-get install maven" in line
+
+
+def test_external_cluster_never_starts_the_local_broker(own_broker: Settings) -> None:
+    env = cli_env(own_broker, MOVIEFLIX_KAFKA_BOOTSTRAP="127.0.0.1:1")
+    line = _one_line_error(run_cli("broker", "start", env=env))
+    assert "MOVIEFLIX_KAFKA_BOOTSTRAP is set" in line
+    assert not (own_broker.broker_dir / "broker.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("output", "major"),
+    [('openjdk version "21.0.2" 2024-01-16', 21), ('java version "1.8.0_402"', 8)],
+)
+def test_java_version_parsing(output: str, major: int) -> None:
+    assert _java_major(output) == major
