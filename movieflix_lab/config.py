@@ -64,6 +64,17 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(6, ge=1)
     topic_replication_factor: int = Field(1, ge=1)
 
+    # --- the gateway ------------------------------------------------------------------
+    #: When set, ``POST /v1/events`` requires it in the ``X-API-Key`` header.
+    api_key: SecretStr | None = None
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = Field(8000, ge=1, le=65535)
+    #: The most events one request may carry, and the most bytes one body may have.
+    gateway_max_batch: int = Field(500, ge=1)
+    gateway_max_body_bytes: int = Field(1_048_576, ge=1024)
+    #: How long the gateway waits for Kafka to confirm an event before answering 503.
+    gateway_delivery_timeout_s: float = Field(10.0, gt=0)
+
     # --- the local broker --------------------------------------------------------------
     local_kafka_host: str = "127.0.0.1"
     local_kafka_port: int = Field(9092, ge=1, le=65535)

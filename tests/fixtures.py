@@ -35,6 +35,11 @@ def local_broker_settings(home: Path) -> Settings:
     )
 
 
+def with_settings(settings: Settings, **changes: object) -> Settings:
+    """A validated copy of ``settings`` with ``changes`` (``model_copy`` would not validate)."""
+    return Settings(**{**settings.model_dump(), **changes})
+
+
 def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
     """An environment in which ``movieflix-lab`` uses ``settings``' cluster and paths."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MOVIEFLIX_")}

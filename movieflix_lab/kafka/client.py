@@ -17,6 +17,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
+from quixstreams.kafka.configuration import ConnectionConfig
 
 from movieflix_lab.config import Settings
 from movieflix_lab.kafka.exceptions import KafkaUnavailable
@@ -29,6 +30,7 @@ __all__ = [
     "partition_for_key",
     "producer",
     "producer_config",
+    "quix_connection",
     "wait_until_reachable",
 ]
 
@@ -80,6 +82,11 @@ def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
             **overrides,
         },
     )
+
+
+def quix_connection(settings: Settings) -> ConnectionConfig:
+    """The connection settings in Quix Streams' form (for ``Application`` and its clients)."""
+    return ConnectionConfig.from_librdkafka_dict(client_config(settings), ignore_extras=True)
 
 
 def admin_client(settings: Settings, **overrides: Any) -> AdminClient:

@@ -1,0 +1,247 @@
+"""Gateway ingest: events/s and latency, next to the raw confluent-kafka producer.
+
+    python benchmarks/gateway_ingest.py [--events 100000] [--seconds 20] [--rate 1000]
+
+Uses the configured cluster (the local broker is started if needed). In one run:
+
+1. anchor: the raw confluent-kafka producer (same settings: acks=all, idempotent, lz4)
+   producing the same pre-encoded events, flushed — the ceiling;
+2. the gateway (``movieflix-lab serve`` in its own process) loaded from a second process:
+   batches of 100 from 8 concurrent clients; single events at a fixed 1,000 requests/s
+   (open loop: latency counted from each request's scheduled time, so a stall is not
+   hidden); and single events as fast as 32 concurrent clients go.
+
+Writes ``reports/benchmarks/gateway_ingest.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import httpx
+from common import write_results
+
+from movieflix_lab.config import get_settings
+from movieflix_lab.events import encode
+from movieflix_lab.kafka.broker import LocalBroker
+from movieflix_lab.kafka.catalog import create_topics
+from movieflix_lab.kafka.client import producer
+from movieflix_lab.kafka.event_writer import route
+from movieflix_lab.simulate import SimulationConfig, Simulator
+
+
+def _events(count: int) -> list[tuple[bytes, str, str]]:
+    """(body, topic, key) of ``count`` simulated events."""
+    config = SimulationConfig(seed=99, users=5000, movies=2000, minutes=None, events=count,
+                              activity=30)  # fmt: skip
+    return [
+        (encode(e), (r := route(e, lambda topic: 6)).topic, r.key)
+        for e in Simulator(config).events()
+    ]
+
+
+def raw_producer_rate(events: list[tuple[bytes, str, str]]) -> float:
+    out = producer(get_settings())
+    started = time.perf_counter()
+    for body, topic, key in events:
+        while True:
+            try:
+                out.produce(topic, value=body, key=key)
+                break
+            except BufferError:
+                out.poll(0.01)
+        out.poll(0)
+    remaining = out.flush(120)
+    assert remaining == 0, f"{remaining} undelivered"
+    return len(events) / (time.perf_counter() - started)
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+# --- the load process -----------------------------------------------------------------
+
+
+async def _batches(url: str, bodies: list[bytes], batch: int, clients: int) -> dict:
+    chunks = [b"[" + b",".join(bodies[i : i + batch]) + b"]" for i in range(0, len(bodies), batch)]
+    latencies: list[float] = []
+    failures = 0
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for chunk in chunks:
+        queue.put_nowait(chunk)
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal failures
+        while not queue.empty():
+            chunk = queue.get_nowait()
+            sent = time.perf_counter()
+            response = await client.post(url, content=chunk)
+            latencies.append(time.perf_counter() - sent)
+            failures += response.status_code != 200
+
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(limits=limits, timeout=60,
+                                 headers={"content-type": "application/json"}) as client:  # fmt: skip
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(client) for _ in range(clients)))
+        elapsed = time.perf_counter() - started
+    return {"events_per_s": len(bodies) / elapsed, "requests": len(chunks), "failures": failures,
+            "p50_ms": _percentile(latencies, 0.5) * 1000,
+            "p99_ms": _percentile(latencies, 0.99) * 1000}  # fmt: skip
+
+
+async def _fixed_rate(url: str, bodies: list[bytes], rate: float, seconds: float) -> dict:
+    total = int(rate * seconds)
+    latencies: list[float] = []
+    failures = 0
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+    async with httpx.AsyncClient(limits=limits, timeout=30,
+                                 headers={"content-type": "application/json"}) as client:  # fmt: skip
+        start = time.perf_counter() + 0.2
+
+        async def one(i: int) -> None:
+            nonlocal failures
+            scheduled = start + i / rate
+            await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
+            response = await client.post(url, content=bodies[i % len(bodies)])
+            latencies.append(time.perf_counter() - scheduled)
+            failures += response.status_code != 200
+
+        await asyncio.gather(*(one(i) for i in range(total)))
+        elapsed = time.perf_counter() - start
+    return {"requests_per_s": total / elapsed, "requests": total, "failures": failures,
+            "p50_ms": _percentile(latencies, 0.5) * 1000,
+            "p99_ms": _percentile(latencies, 0.99) * 1000}  # fmt: skip
+
+
+async def _closed_loop(url: str, bodies: list[bytes], clients: int, seconds: float) -> dict:
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(limits=limits, timeout=30,
+                                 headers={"content-type": "application/json"}) as client:  # fmt: skip
+
+        async def worker(offset: int) -> None:
+            i = offset
+            while time.perf_counter() < deadline:
+                sent = time.perf_counter()
+                await client.post(url, content=bodies[i % len(bodies)])
+                latencies.append(time.perf_counter() - sent)
+                i += clients
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(k) for k in range(clients)))
+        elapsed = time.perf_counter() - started
+    return {"requests_per_s": len(latencies) / elapsed,
+            "p50_ms": statistics.median(latencies) * 1000,
+            "p99_ms": _percentile(latencies, 0.99) * 1000}  # fmt: skip
+
+
+def _load(
+    url: str, bodies: list[bytes], args: argparse.Namespace, out: multiprocessing.Queue
+) -> None:
+    batch = asyncio.run(_batches(url, bodies, 100, 8))
+    fixed = asyncio.run(_fixed_rate(url, bodies, args.rate, args.seconds))
+    closed = asyncio.run(_closed_loop(url, bodies, 32, args.seconds / 2))
+    out.put({"batch_100": batch, "single_fixed_rate": fixed, "single_max": closed})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--rate", type=float, default=1000.0)
+    parser.add_argument("--port", type=int, default=8765)
+    args = parser.parse_args()
+
+    settings = get_settings()
+    if settings.uses_local_broker:
+        LocalBroker(settings).start()
+    create_topics(settings)
+    print(f"generating {args.events:,} events…", flush=True)
+    events = _events(args.events)
+    bodies = [body for body, _, _ in events]
+
+    print("anchor: raw confluent-kafka producer…", flush=True)
+    raw = raw_producer_rate(events)
+    print(f"  {raw:,.0f} events/s", flush=True)
+
+    server = subprocess.Popen(
+        [sys.executable, "-m", "movieflix_lab", "serve", "--port", str(args.port)],
+        stdout=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{args.port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.3)
+        else:
+            raise SystemExit("the gateway did not become ready")
+        print("gateway under load from a second process…", flush=True)
+        queue: multiprocessing.Queue = multiprocessing.Queue()
+        loader = multiprocessing.Process(
+            target=_load, args=(f"{base}/v1/events", bodies, args, queue)
+        )
+        loader.start()
+        measured = queue.get(timeout=1800)
+        loader.join()
+    finally:
+        server.terminate()
+        server.wait(30)
+
+    batch, fixed, single = (
+        measured["batch_100"],
+        measured["single_fixed_rate"],
+        measured["single_max"],
+    )
+    rows = [
+        {"metric": "batched ingest (100/request, 8 clients)", "value": batch["events_per_s"],
+         "unit": "events/s", "anchor": "raw confluent-kafka producer", "anchor_value": raw,
+         "ratio": batch["events_per_s"] / raw, "goal": "ratio ≥ 0.5"},
+        {"metric": "batch request latency p50", "value": batch["p50_ms"], "unit": "ms"},
+        {"metric": "batch request latency p99", "value": batch["p99_ms"], "unit": "ms"},
+        {"metric": f"single events at {args.rate:g} req/s: achieved", "value": fixed["requests_per_s"],
+         "unit": "req/s"},
+        {"metric": f"single events at {args.rate:g} req/s: latency p50", "value": fixed["p50_ms"],
+         "unit": "ms"},
+        {"metric": f"single events at {args.rate:g} req/s: latency p99", "value": fixed["p99_ms"],
+         "unit": "ms", "goal": "< 20 ms"},
+        {"metric": "single events, 32 clients: max", "value": single["requests_per_s"],
+         "unit": "req/s", "anchor": "raw confluent-kafka producer", "anchor_value": raw,
+         "ratio": single["requests_per_s"] / raw},
+        {"metric": "single events, 32 clients: latency p99", "value": single["p99_ms"], "unit": "ms"},
+    ]  # fmt: skip
+    failures = batch["failures"] + fixed["failures"]
+    notes = [
+        f"Requests not answered 200: {failures}. The broker, the gateway (one uvicorn worker) "
+        "and the load generator share the machine's cores.",
+    ]
+    path = write_results("gateway_ingest", {"args": vars(args), "raw": raw, **measured,
+                                            "notes": notes}, rows)  # fmt: skip
+    print(path.read_text())
+    print(
+        json.dumps(
+            {"batched_vs_raw": batch["events_per_s"] / raw, "single_p99_ms": fixed["p99_ms"]}
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

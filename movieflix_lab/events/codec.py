@@ -1,0 +1,142 @@
+"""The one serialization path: events to JSON bytes and back.
+
+The gateway, the simulator and the stream apps all call :func:`encode` and :func:`decode`
+(the Quix serializers in :mod:`movieflix_lab.kafka.serde` wrap them), so a malformed message
+is caught in one place, with an error that names the field.
+
+Examples
+--------
+>>> from movieflix_lab.events.models import SearchEvent
+>>> event = SearchEvent(event_id="00000000-0000-4000-8000-000000000001", user_id="u1",
+...                     timestamp="2026-03-02T10:00:00Z", query="space opera",
+...                     result_count=12, device_id="d1")
+>>> decode(encode(event)) == event
+True
+>>> try:
+...     decode(b'{"event_type": "rate", "event_id": "00000000-0000-4000-8000-000000000002",'
+...            b' "user_id": "u1", "timestamp": "2026-03-02T10:00:00Z", "movie_id": "m1",'
+...            b' "rating": 9}')
+... except EventDecodeError as error:
+...     print(error)
+rating: Input should be less than or equal to 5
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from movieflix_lab.events.models import EVENT_MODELS, Event, EventBase
+
+__all__ = [
+    "EventDecodeError",
+    "FieldError",
+    "decode",
+    "decode_batch",
+    "encode",
+    "event_json_schema",
+    "to_record",
+]
+
+_EVENT = TypeAdapter[Event](Event)
+_KNOWN_TYPES = ", ".join(sorted(EVENT_MODELS))
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One problem: the field's dotted path (``""`` for the whole body) and what is wrong."""
+
+    field: str
+    message: str
+    index: int | None = None
+
+    def __str__(self) -> str:
+        where = f"[{self.index}] " if self.index is not None else ""
+        return f"{where}{self.field or 'body'}: {self.message}"
+
+
+class EventDecodeError(ValueError):
+    """Bytes or a dict that are not a valid event; ``errors`` names every bad field."""
+
+    def __init__(self, errors: Sequence[FieldError]) -> None:
+        self.errors = list(errors)
+        super().__init__("; ".join(str(error) for error in self.errors))
+
+
+def _field_errors(exc: ValidationError, index: int | None = None) -> list[FieldError]:
+    errors = []
+    for error in exc.errors(include_url=False):
+        loc = list(error["loc"])
+        kind = error["type"]
+        if kind == "union_tag_not_found":
+            errors.append(FieldError("event_type", "missing: every event needs one", index))
+            continue
+        if kind == "union_tag_invalid":
+            given = (error.get("ctx") or {}).get("tag", "?")
+            message = f"unknown event type {given!r}; expected one of {_KNOWN_TYPES}"
+            errors.append(FieldError("event_type", message, index))
+            continue
+        if loc and loc[0] in EVENT_MODELS:  # the discriminator's tag comes first
+            loc = loc[1:]
+        message = error["msg"].removeprefix("Value error, ")
+        if kind == "extra_forbidden":
+            message = "unknown field"
+        errors.append(FieldError(".".join(str(part) for part in loc), message, index))
+    return errors
+
+
+def decode(data: bytes | str | dict[str, Any]) -> EventBase:
+    """Validate one event from JSON bytes/str or a dict; raise :class:`EventDecodeError`."""
+    try:
+        if isinstance(data, dict):
+            return _EVENT.validate_python(data)
+        return _EVENT.validate_json(data)
+    except ValidationError as exc:
+        errors = _field_errors(exc)
+        if not isinstance(data, dict) and any(e.message.startswith("Invalid JSON") for e in errors):
+            raise EventDecodeError([FieldError("", _json_problem(data))]) from None
+        raise EventDecodeError(errors) from None
+
+
+def _json_problem(data: bytes | str) -> str:
+    try:
+        json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return f"malformed JSON: {exc}"
+    return "malformed JSON"
+
+
+def decode_batch(items: Sequence[Any]) -> list[EventBase]:
+    """Validate a list of already-parsed JSON objects; errors carry each item's index."""
+    events: list[EventBase] = []
+    errors: list[FieldError] = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            errors.append(FieldError("", "each event must be a JSON object", index))
+            continue
+        try:
+            events.append(_EVENT.validate_python(item))
+        except ValidationError as exc:
+            errors.extend(_field_errors(exc, index))
+    if errors:
+        raise EventDecodeError(errors)
+    return events
+
+
+def encode(event: EventBase) -> bytes:
+    """The JSON bytes of an event: exactly the body the gateway accepts."""
+    return event.model_dump_json(exclude_none=True).encode()
+
+
+def to_record(event: EventBase) -> dict[str, Any]:
+    """The event as a JSON-compatible dict (what a stream app's value looks like)."""
+    return event.model_dump(mode="json", exclude_none=True)
+
+
+def event_json_schema() -> dict[str, Any]:
+    """The JSON Schema of any one event (the discriminated union)."""
+    return _EVENT.json_schema()

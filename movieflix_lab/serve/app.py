@@ -1,0 +1,74 @@
+"""The serve app: the event gateway (and, as they land, recommendations and fraud alerts)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.openapi.utils import get_openapi
+
+from movieflix_lab import __version__
+from movieflix_lab.config import Settings, get_settings
+from movieflix_lab.serve.delivery import KafkaDelivery
+from movieflix_lab.serve.metrics import GatewayMetrics
+from movieflix_lab.serve.routers import events, health
+
+__all__ = ["create_app"]
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.delivery = KafkaDelivery(settings)
+        try:
+            missing = app.state.delivery.probe(timeout=5.0)
+            if missing:
+                logger.warning("topics missing: %s (run `movieflix-lab topics create`)", missing)
+        except Exception as exc:  # start anyway: /readyz reports it, ingestion answers 503
+            logger.warning("Kafka not reachable at start-up: %s", exc)
+        yield
+        app.state.delivery.close()
+
+    app = FastAPI(
+        title="MovieFlix Lab",
+        version=__version__,
+        summary="Event gateway into Kafka; recommendations and fraud alerts.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = GatewayMetrics()
+
+    @app.middleware("http")
+    async def count_requests(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        app.state.metrics.requests.labels(path, str(response.status_code)).inc()
+        return response
+
+    app.include_router(events.router)
+    app.include_router(health.router)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, summary=app.summary, routes=app.routes
+            )
+            # The event models the ingestion body refers to.
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(
+                events.body_definitions()
+            )
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

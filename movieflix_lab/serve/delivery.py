@@ -1,0 +1,148 @@
+"""Delivery confirmation for the gateway: Kafka's callbacks as asyncio futures.
+
+One :class:`~movieflix_lab.kafka.event_writer.EventWriter` per process; a background thread
+polls it so delivery reports arrive while requests wait. A request is answered with success
+only when Kafka acknowledged every one of its events (acks=all, idempotent producer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from confluent_kafka import KafkaError, KafkaException, Message
+
+from movieflix_lab.config import Settings
+from movieflix_lab.events.models import EventBase
+from movieflix_lab.exceptions import MovieflixError
+from movieflix_lab.kafka.event_writer import TOPIC_BY_EVENT_TYPE, EventWriter
+
+__all__ = ["Delivered", "KafkaDelivery", "KafkaUnavailableError"]
+
+logger = logging.getLogger(__name__)
+
+
+class KafkaUnavailableError(MovieflixError):
+    """Kafka did not confirm the events; nothing may be reported as accepted."""
+
+
+@dataclass(frozen=True)
+class Delivered:
+    event_id: str
+    topic: str
+    partition: int
+    offset: int
+
+
+class KafkaDelivery:
+    def __init__(self, settings: Settings) -> None:
+        self.timeout_s = settings.gateway_delivery_timeout_s
+        self._down_since: float | None = None
+        self._writer = EventWriter(
+            settings,
+            error_callback=self._on_error,
+            **{
+                # Give up (and answer 503) after this long; the client retries.
+                "message.timeout.ms": int(self.timeout_s * 1000),
+                "queue.buffering.max.messages": 200_000,
+            },
+        )
+        self._stop = threading.Event()
+        self._poller = threading.Thread(target=self._poll_loop, name="kafka-poll", daemon=True)
+        self._poller.start()
+
+    # -- broker state --
+    def _on_error(self, error: KafkaError) -> None:
+        if error.code() == KafkaError._ALL_BROKERS_DOWN:
+            if self._down_since is None:
+                logger.warning("all Kafka brokers are down: ingestion answers 503")
+                self._down_since = time.monotonic()
+        else:
+            logger.info("kafka: %s", error.str())
+
+    @property
+    def kafka_up(self) -> bool:
+        return self._down_since is None
+
+    def _poll_loop(self) -> None:
+        last_probe = 0.0
+        while not self._stop.is_set():
+            self._writer.poll(0.05)
+            if self._down_since is not None and time.monotonic() - last_probe > 1.0:
+                last_probe = time.monotonic()
+                with contextlib.suppress(KafkaException):  # still down: try again later
+                    self.probe(timeout=0.5)
+
+    def probe(self, timeout: float = 2.0) -> list[str]:
+        """Ask Kafka for metadata; returns the gateway's topics that are missing."""
+        wanted = sorted({spec.name for spec in TOPIC_BY_EVENT_TYPE.values()})
+        try:
+            missing = self._writer.topics_exist(wanted, timeout=timeout)
+        except KafkaException:
+            if self._down_since is None:
+                self._down_since = time.monotonic()
+            raise
+        if self._down_since is not None:
+            logger.info(
+                "Kafka is reachable again after %.1f s", time.monotonic() - self._down_since
+            )
+            self._down_since = None
+        return missing
+
+    # -- sending --
+    async def deliver(self, events: Sequence[EventBase]) -> list[Delivered]:
+        """Send ``events`` and wait until Kafka confirmed every one of them."""
+        if self._down_since is not None:
+            raise KafkaUnavailableError("Kafka is unreachable")
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[Delivered]] = []
+
+        for event in events:
+            future: asyncio.Future[Delivered] = loop.create_future()
+            event_id = str(event.event_id)
+
+            def settle(
+                error: KafkaError | None,
+                message: Message,
+                future: asyncio.Future[Delivered] = future,
+                event_id: str = event_id,
+            ) -> None:
+                if error is not None:
+                    outcome: Delivered | Exception = KafkaUnavailableError(error.str())
+                else:
+                    outcome = Delivered(
+                        event_id,
+                        message.topic() or "",
+                        message.partition() or 0,
+                        message.offset() or 0,
+                    )
+                loop.call_soon_threadsafe(_resolve, future, outcome)
+
+            try:
+                self._writer.send(event, settle)
+            except (BufferError, KafkaException, LookupError) as exc:
+                raise KafkaUnavailableError(f"could not queue the event: {exc}") from None
+            futures.append(future)
+        try:
+            return await asyncio.wait_for(asyncio.gather(*futures), self.timeout_s + 5)
+        except TimeoutError:
+            raise KafkaUnavailableError("Kafka did not confirm delivery in time") from None
+
+    def close(self) -> None:
+        self._stop.set()
+        self._poller.join(timeout=5)
+        self._writer.flush(self.timeout_s)
+
+
+def _resolve(future: asyncio.Future[Delivered], outcome: Delivered | Exception) -> None:
+    if future.done():
+        return
+    if isinstance(outcome, Exception):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)

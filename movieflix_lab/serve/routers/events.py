@@ -1,0 +1,181 @@
+"""``POST /v1/events``: the gateway from devices into Kafka.
+
+Batch semantics: **all or nothing**. The body is one event object or an array of up to
+``MOVIEFLIX_GATEWAY_MAX_BATCH`` events. If any event is invalid the whole request is refused
+(422) and every problem is listed with its index and field, so nothing is written and the
+client never has to work out which items landed. Valid requests are answered 200 only after
+Kafka acknowledged every event (acks=all, idempotent producer); if Kafka cannot confirm them
+the answer is 503 with ``Retry-After`` and the client sends the same request again. A retry
+after a 503 may write an event twice; each carries its ``event_id``, so consumers can drop
+the copy. An acknowledged event is never lost.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from movieflix_lab.events.codec import EventDecodeError, decode_batch, event_json_schema
+from movieflix_lab.serve.delivery import KafkaUnavailableError
+from movieflix_lab.serve.dependencies import DeliveryDep, MetricsDep, SettingsDep
+from movieflix_lab.serve.errors import ErrorBody, error_response
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1", tags=["events"])
+
+RETRY_AFTER_S = "2"
+
+
+class AcceptedEvent(BaseModel):
+    event_id: str
+    topic: str
+    partition: int
+    offset: int
+
+
+class IngestResponse(BaseModel):
+    accepted: int
+    events: list[AcceptedEvent]
+
+
+def _request_body_schema() -> dict[str, Any]:
+    one = event_json_schema()
+    definitions = one.pop("$defs", {})
+    schema = {"oneOf": [one, {"type": "array", "items": one, "minItems": 1}]}
+    # Inline definitions so the OpenAPI document stays self-contained.
+    text = json.dumps(schema).replace("#/$defs/", "#/components/schemas/")
+    return {"schema": json.loads(text), "definitions": definitions}
+
+
+_BODY = _request_body_schema()
+
+
+def body_definitions() -> dict[str, Any]:
+    """The event schemas the request body refers to, for the OpenAPI components."""
+    text = json.dumps(_BODY["definitions"]).replace("#/$defs/", "#/components/schemas/")
+    return json.loads(text)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _TooLarge
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _authorized(request: Request, expected: str) -> bool:
+    given = request.headers.get("x-api-key")
+    if given is None:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        given = token if scheme.lower() == "bearer" else None
+    return given is not None and hmac.compare_digest(given.encode(), expected.encode())
+
+
+@router.post(
+    "/events",
+    response_model=IngestResponse,
+    summary="Ingest one event or a batch",
+    responses={
+        400: {"model": ErrorBody, "description": "Malformed JSON."},
+        401: {"model": ErrorBody, "description": "Missing or wrong API key."},
+        413: {"model": ErrorBody, "description": "Body or batch too large."},
+        422: {"model": ErrorBody, "description": "Invalid events (all listed, by index)."},
+        503: {"model": ErrorBody, "description": "Kafka unavailable: retry after Retry-After."},
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": _BODY["schema"]}},
+        }
+    },
+)
+async def ingest(
+    request: Request, settings: SettingsDep, delivery: DeliveryDep, metrics: MetricsDep
+) -> IngestResponse | JSONResponse:
+    """Validate, route each event to its topic (key = user id), wait for Kafka's ack."""
+    started = time.perf_counter()
+    if settings.api_key is not None and not _authorized(
+        request, settings.api_key.get_secret_value()
+    ):
+        metrics.rejects.labels("unauthorized").inc()
+        return error_response(
+            401,
+            "missing or wrong API key",
+            [{"field": "X-API-Key", "message": "send the key in the X-API-Key header"}],
+            headers={"www-authenticate": "ApiKey"},
+        )
+    try:
+        body = await _read_body(request, settings.gateway_max_body_bytes)
+    except _TooLarge:
+        metrics.rejects.labels("too_large").inc()
+        limit = settings.gateway_max_body_bytes
+        return error_response(
+            413, f"body larger than {limit} bytes", [{"field": "body", "message": "too large"}]
+        )
+    try:
+        payload = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        metrics.rejects.labels("malformed_json").inc()
+        return error_response(400, "malformed JSON", [{"field": "body", "message": str(exc)}])
+
+    if isinstance(payload, dict):
+        items = [payload]
+    elif isinstance(payload, list) and payload:
+        items = payload
+        if len(items) > settings.gateway_max_batch:
+            metrics.rejects.labels("too_large").inc()
+            message = f"{len(items)} events; the limit is {settings.gateway_max_batch}"
+            return error_response(413, "batch too large", [{"field": "body", "message": message}])
+    else:
+        metrics.rejects.labels("invalid_event").inc()
+        return error_response(
+            422,
+            "the body must be one event object or a non-empty array of events",
+            [{"field": "body", "message": f"got {type(payload).__name__}"}],
+        )
+
+    try:
+        events = decode_batch(items)
+    except EventDecodeError as exc:
+        metrics.rejects.labels("invalid_event").inc()
+        batch = isinstance(payload, list)  # an index only means something in an array
+        problems = [
+            {"field": e.field or "body", "message": e.message, "index": e.index if batch else None}
+            for e in exc.errors
+        ]
+        return error_response(422, f"{len(exc.errors)} invalid field(s)", problems)
+
+    try:
+        delivered = await delivery.deliver(events)
+    except KafkaUnavailableError as exc:
+        metrics.rejects.labels("kafka_unavailable").inc()
+        return error_response(
+            503,
+            "Kafka is unavailable; nothing was acknowledged: retry",
+            [{"field": "kafka", "message": str(exc)}],
+            headers={"retry-after": RETRY_AFTER_S},
+        )
+    metrics.delivery.observe(time.perf_counter() - started)
+    for event in events:
+        metrics.events.labels(event.event_type).inc()  # type: ignore[attr-defined]
+    return IngestResponse(
+        accepted=len(delivered),
+        events=[AcceptedEvent(**d.__dict__) for d in delivered],
+    )

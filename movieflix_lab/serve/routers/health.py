@@ -1,0 +1,38 @@
+"""Liveness, readiness and metrics."""
+
+from __future__ import annotations
+
+import anyio
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from movieflix_lab.serve.dependencies import DeliveryDep, MetricsDep
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", summary="The process is alive")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="Kafka is reachable and the topics exist")
+async def readyz(delivery: DeliveryDep) -> JSONResponse:
+    try:
+        missing = await anyio.to_thread.run_sync(delivery.probe)
+    except Exception as exc:
+        return JSONResponse({"status": "unavailable", "kafka": str(exc)}, status_code=503)
+    if missing:
+        return JSONResponse(
+            {"status": "unavailable", "kafka": "up", "missing_topics": missing}, status_code=503
+        )
+    return JSONResponse({"status": "ready", "kafka": "up"})
+
+
+@router.get("/metrics", summary="Prometheus metrics")
+async def metrics(metrics: MetricsDep, delivery: DeliveryDep) -> Response:
+    metrics.kafka_up.set(1 if delivery.kafka_up else 0)
+    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

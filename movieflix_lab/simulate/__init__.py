@@ -1,0 +1,33 @@
+"""A seeded MovieFlix traffic simulator with labelled fraud and planted tastes."""
+
+from movieflix_lab.simulate.outputs import GatewaySink, JsonlSink, KafkaSink, ParquetSink
+from movieflix_lab.simulate.runner import SimulationResult, run_simulation
+from movieflix_lab.simulate.traffic import (
+    DEFAULT_INCIDENT_RATES,
+    FRAUD_SCENARIOS,
+    HARD_NEGATIVES,
+    Incident,
+    SimulationConfig,
+    Simulator,
+)
+from movieflix_lab.simulate.world import GENRES, Movie, User, World, build_world
+
+__all__ = [
+    "DEFAULT_INCIDENT_RATES",
+    "FRAUD_SCENARIOS",
+    "GENRES",
+    "HARD_NEGATIVES",
+    "GatewaySink",
+    "Incident",
+    "JsonlSink",
+    "KafkaSink",
+    "Movie",
+    "ParquetSink",
+    "SimulationConfig",
+    "SimulationResult",
+    "Simulator",
+    "User",
+    "World",
+    "build_world",
+    "run_simulation",
+]

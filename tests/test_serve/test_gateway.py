@@ -1,0 +1,226 @@
+"""The gateway end to end through the real broker."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from movieflix_lab.config import Settings
+from movieflix_lab.events import decode, encode
+from movieflix_lab.kafka.broker import LocalBroker
+from movieflix_lab.kafka.catalog import create_topics, partition_for_user, watch_history_key
+from movieflix_lab.kafka.client import consumer
+from movieflix_lab.serve import create_app
+from movieflix_lab.simulate import SimulationConfig, Simulator
+from tests.fixtures import local_broker_settings, with_settings
+
+
+def _event(kind: str = "rate", user: str | None = None, **fields: object) -> dict:
+    base = {
+        "event_id": str(uuid.uuid4()),
+        "user_id": user or f"u-{uuid.uuid4().hex[:8]}",
+        "timestamp": "2026-03-02T20:00:00Z",
+    }
+    bodies = {
+        "rate": {"event_type": "rate", "movie_id": "m1", "rating": 4},
+        "search": {"event_type": "search", "query": "noir", "result_count": 3, "device_id": "d1"},
+    }
+    return {**base, **bodies[kind], **fields}
+
+
+def read_back(settings: Settings, topic: str, event_ids: set[str], timeout: float = 30) -> dict:
+    """The messages of ``topic`` whose event ids are in ``event_ids``, by event id."""
+    reader = consumer(settings)
+    reader.subscribe([topic])
+    found: dict[str, object] = {}
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and len(found) < len(event_ids):
+            for message in reader.consume(num_messages=1000, timeout=0.5):
+                if message.error() is None:
+                    event_id = json.loads(message.value()).get("event_id")  # others write too
+                    if event_id in event_ids:
+                        found[event_id] = message
+    finally:
+        reader.close()
+    return found
+
+
+@pytest.fixture(scope="module")
+def gateway(kafka: Settings) -> Iterator[TestClient]:
+    create_topics(kafka)
+    with TestClient(create_app(kafka)) as client:
+        yield client
+
+
+def test_single_event_lands_in_its_topic_keyed_by_user(gateway: TestClient, kafka: Settings):
+    event = _event("search")
+    response = gateway.post("/v1/events", json=event)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["accepted"] == 1 and body["events"][0]["topic"] == "search-events"
+
+    message = read_back(kafka, "search-events", {event["event_id"]})[event["event_id"]]
+    assert message.key().decode() == event["user_id"]
+    assert (message.partition(), message.offset()) == (
+        body["events"][0]["partition"], body["events"][0]["offset"],
+    )  # fmt: skip
+    assert decode(message.value()) == decode(json.dumps(event))
+    assert message.timestamp()[1] == 1_772_481_600_000  # the event time, not the arrival time
+
+
+def test_batch_routes_every_type(gateway: TestClient, kafka: Settings) -> None:
+    config = SimulationConfig(seed=21, users=40, movies=60, minutes=None, events=400, activity=40)
+    events = list(Simulator(config).events())
+    for start in range(0, len(events), 100):
+        chunk = events[start : start + 100]
+        body = b"[" + b",".join(encode(e) for e in chunk) + b"]"
+        response = gateway.post("/v1/events", content=body)
+        assert response.status_code == 200, response.text
+        assert response.json()["accepted"] == len(chunk)
+
+    expected_topic = {"play": "user-interactions", "pause": "user-interactions",
+                      "seek": "user-interactions", "stop": "user-interactions",
+                      "rate": "user-interactions", "search": "search-events",
+                      "login": "login-events", "watch": "watch-history"}  # fmt: skip
+    for topic in set(expected_topic.values()):
+        wanted = {str(e.event_id): e for e in events if expected_topic[e.event_type] == topic}
+        found = read_back(kafka, topic, set(wanted))
+        assert set(found) == set(wanted), topic
+        for event_id, message in found.items():
+            event = wanted[event_id]
+            if topic == "watch-history":
+                assert message.key().decode() == watch_history_key(event.user_id, event.movie_id)
+                assert message.partition() == partition_for_user(event.user_id, 6)
+            else:
+                assert message.key().decode() == event.user_id
+                assert message.partition() == partition_for_user(event.user_id, 6)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field", "index"),
+    [
+        (b'{"event_type": "rate",', 400, "body", None),
+        (b"42", 422, "body", None),
+        (b"[]", 422, "body", None),
+        (json.dumps(_event(event_type="purchase")).encode(), 422, "event_type", None),
+        (json.dumps({k: v for k, v in _event().items() if k != "movie_id"}).encode(), 422,
+         "movie_id", None),
+        (json.dumps(_event(rating=11)).encode(), 422, "rating", None),
+        (json.dumps(_event(timestamp="yesterday")).encode(), 422, "timestamp", None),
+        (json.dumps([_event(), _event(), _event(rating=0), _event()]).encode(), 422, "rating", 2),
+    ],
+)  # fmt: skip
+def test_bad_input_is_refused_naming_the_field(
+    gateway: TestClient, body: bytes, status: int, field: str, index: int | None
+) -> None:
+    response = gateway.post("/v1/events", content=body,
+                            headers={"content-type": "application/json"})  # fmt: skip
+    assert response.status_code == status, response.text
+    problem = response.json()
+    assert problem["error"]
+    assert any(d["field"] == field and d.get("index") == index for d in problem["detail"]), problem
+
+
+def test_an_invalid_batch_writes_nothing(gateway: TestClient, kafka: Settings) -> None:
+    good = [_event() for _ in range(5)]
+    response = gateway.post("/v1/events", json=[*good, _event(rating="five")])
+    assert response.status_code == 422
+    assert [d["index"] for d in response.json()["detail"]] == [5]
+    assert read_back(kafka, "user-interactions", {e["event_id"] for e in good}, timeout=3) == {}
+
+
+def test_size_limits(kafka: Settings) -> None:
+    limited = with_settings(kafka, gateway_max_batch=10, gateway_max_body_bytes=4096)
+    with TestClient(create_app(limited)) as client:
+        too_many = client.post("/v1/events", json=[_event() for _ in range(11)])
+        assert too_many.status_code == 413 and "limit is 10" in too_many.text
+        too_big = client.post("/v1/events", json=_event("search", query="x" * 200) | {
+            "padding": "y" * 5000})  # fmt: skip
+        assert too_big.status_code == 413 and "4096 bytes" in too_big.text
+
+
+def test_api_key(kafka: Settings) -> None:
+    keyed = with_settings(kafka, api_key="let-me-in")
+    with TestClient(create_app(keyed)) as client:
+        assert client.post("/v1/events", json=_event()).status_code == 401
+        wrong = client.post("/v1/events", json=_event(), headers={"x-api-key": "nope"})
+        assert wrong.status_code == 401 and wrong.json()["detail"][0]["field"] == "X-API-Key"
+        ok = client.post("/v1/events", json=_event(), headers={"x-api-key": "let-me-in"})
+        assert ok.status_code == 200
+        bearer = client.post("/v1/events", json=_event(),
+                             headers={"authorization": "Bearer let-me-in"})  # fmt: skip
+        assert bearer.status_code == 200
+        assert client.get("/healthz").status_code == 200  # only ingestion needs the key
+
+
+def test_health_readiness_metrics_docs(gateway: TestClient) -> None:
+    assert gateway.get("/healthz").json() == {"status": "ok"}
+    ready = gateway.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["kafka"] == "up"
+    gateway.post("/v1/events", json=_event("search"))
+    gateway.post("/v1/events", content=b"{")
+    metrics = gateway.get("/metrics").text
+    assert 'movieflix_gateway_events_total{event_type="search"}' in metrics
+    assert 'movieflix_gateway_rejects_total{reason="malformed_json"}' in metrics
+    assert "movieflix_gateway_delivery_seconds_bucket" in metrics
+    assert 'movieflix_http_requests_total{route="/v1/events",status="200"}' in metrics
+    assert "movieflix_gateway_kafka_up 1.0" in metrics
+    assert gateway.get("/docs").status_code == 200
+    schema = gateway.get("/openapi.json").json()
+    body = schema["paths"]["/v1/events"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["schema"]["oneOf"][1]["type"] == "array"
+    assert "WatchRecord" in schema["components"]["schemas"]
+
+
+def test_kafka_outage_answers_503_and_loses_nothing_acknowledged(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    settings = with_settings(
+        local_broker_settings(tmp_path_factory.mktemp("outage") / "broker"),
+        gateway_delivery_timeout_s=3.0,
+    )
+    broker = LocalBroker(settings)
+    broker.start()
+    try:
+        create_topics(settings)
+        acknowledged: set[str] = set()
+        with TestClient(create_app(settings)) as client:
+            for _ in range(20):
+                event = _event()
+                assert client.post("/v1/events", json=event).status_code == 200
+                acknowledged.add(event["event_id"])
+
+            broker.stop()
+            outcomes = []
+            for _ in range(3):
+                event = _event()
+                started = time.monotonic()
+                response = client.post("/v1/events", json=event)
+                outcomes.append((response.status_code, time.monotonic() - started))
+                assert response.status_code == 503, response.text
+                assert response.headers["retry-after"].isdigit()
+                assert client.get("/readyz").status_code == 503
+            assert outcomes[-1][1] < 1.0  # once known down, it answers at once
+
+            broker.start()
+            deadline = time.monotonic() + 60
+            recovered = False
+            while time.monotonic() < deadline:
+                event = _event()
+                response = client.post("/v1/events", json=event)
+                if response.status_code == 200:
+                    acknowledged.add(event["event_id"])
+                    recovered = True
+                    break
+                assert response.status_code == 503
+                time.sleep(0.5)
+            assert recovered, "the gateway did not recover by itself"
+        assert set(read_back(settings, "user-interactions", acknowledged)) == acknowledged
+    finally:
+        broker.stop()
