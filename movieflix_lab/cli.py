@@ -314,17 +314,24 @@ def simulate(
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Processes; the gateway is stateless, so it scales out.")
+    ] = 1,
 ) -> None:
     """Run the HTTP gateway (POST /v1/events) with /healthz, /readyz, /metrics, /docs."""
     import uvicorn
-
-    from movieflix_lab.serve import create_app
 
     s = settings()
     bind_host, bind_port = host or s.gateway_host, port or s.gateway_port
     console.print(f"serving on [bold]http://{bind_host}:{bind_port}[/] (docs at /docs)")
     uvicorn.run(
-        create_app(s), host=bind_host, port=bind_port, log_level="warning", access_log=False
+        "movieflix_lab.serve.app:create_app",
+        factory=True,
+        workers=workers,
+        host=bind_host,
+        port=bind_port,
+        log_level="warning",
+        access_log=False,
     )
 
 
@@ -332,15 +339,66 @@ def serve(
 
 
 @app.command("demo")
-def demo() -> None:
-    """The main job end to end: broker, topics, and (as they land) apps and reports."""
-    s = settings()
-    if s.uses_local_broker:
-        broker_start()
-    else:
-        console.print(f"using the Kafka cluster at [bold]{s.bootstrap_servers}[/]")
-    topics_create(alter=False)
-    topics_describe(internal=False)
+def demo(
+    seed: Annotated[int, typer.Option(help="Seed of the simulated traffic.")] = 42,
+    users: Annotated[int, typer.Option(min=1, help="Simulated users.")] = 2000,
+    minutes: Annotated[float, typer.Option(min=1, help="Simulated minutes of traffic.")] = 120.0,
+    activity: Annotated[float, typer.Option(min=0.01, help="Traffic density.")] = 20.0,
+    exit_after: Annotated[
+        bool, typer.Option("--exit", help="Finish after the summary instead of serving.")
+    ] = False,
+) -> None:
+    """The main job end to end: broker, topics, gateway, simulated traffic, summary."""
+    import time
+
+    from rich.progress import BarColumn, Progress, TimeElapsedColumn
+
+    from movieflix_lab.demo import DemoOptions, DemoResult, run_demo
+
+    options = DemoOptions(
+        seed=seed, users=users, minutes=minutes, activity=activity, exit_after=exit_after
+    )
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        "{task.completed:.0f}/{task.total:.0f} simulated minutes",
+        TimeElapsedColumn(),
+        console=console,
+    ) as bar:
+        task = bar.add_task("traffic through the gateway", total=minutes, visible=False)
+
+        def progress(events: int, simulated_minutes: float) -> None:
+            bar.update(task, completed=simulated_minutes, visible=True)
+
+        def say(message: str) -> None:
+            bar.console.print(f"[green]•[/] {message}", highlight=False)
+
+        def wait_for_interrupt() -> None:
+            bar.stop()
+            try:
+                while True:
+                    time.sleep(1)
+            except KeyboardInterrupt:
+                console.print("stopping…")
+
+        def summary(result: DemoResult) -> None:
+            bar.update(task, visible=False)
+            table = Table(title="MovieFlix Lab demo", show_header=False)
+            table.add_row("events through the gateway", f"{result.events:,}")
+            for topic, count in sorted(result.topic_messages.items()):
+                table.add_row(f"  messages in {topic}", f"{count:,}")
+            table.add_row("labelled incidents", f"{result.incidents} ({result.labels_dir})")
+            table.add_row("gateway", result.gateway_url)
+            bar.console.print(table)
+
+        run_demo(
+            settings(),
+            options,
+            say=say,
+            summary=summary,
+            progress=progress,
+            wait_for_interrupt=wait_for_interrupt,
+        )
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ from confluent_kafka import KafkaError, KafkaException, Message
 from movieflix_lab.config import Settings
 from movieflix_lab.events.models import EventBase
 from movieflix_lab.exceptions import MovieflixError
-from movieflix_lab.kafka.event_writer import TOPIC_BY_EVENT_TYPE, EventWriter
+from movieflix_lab.kafka.event_writer import TOPIC_BY_EVENT_TYPE, DeliveryCallback, EventWriter
 
 __all__ = ["Delivered", "KafkaDelivery", "KafkaUnavailableError"]
 
@@ -50,6 +50,8 @@ class KafkaDelivery:
                 # Give up (and answer 503) after this long; the client retries.
                 "message.timeout.ms": int(self.timeout_s * 1000),
                 "queue.buffering.max.messages": 200_000,
+                # A device waits for the ack: batch for 1 ms, not the default 5.
+                "linger.ms": 1,
             },
         )
         self._stop = threading.Event()
@@ -96,42 +98,31 @@ class KafkaDelivery:
 
     # -- sending --
     async def deliver(self, events: Sequence[EventBase]) -> list[Delivered]:
-        """Send ``events`` and wait until Kafka confirmed every one of them."""
+        """Send ``events`` and wait until Kafka confirmed every one of them.
+
+        One future per request, resolved from the poll thread when the last delivery report
+        arrives: one cross-thread wake-up per request, not per event.
+        """
         if self._down_since is not None:
             raise KafkaUnavailableError("Kafka is unreachable")
         loop = asyncio.get_running_loop()
-        futures: list[asyncio.Future[Delivered]] = []
-
-        for event in events:
-            future: asyncio.Future[Delivered] = loop.create_future()
-            event_id = str(event.event_id)
-
-            def settle(
-                error: KafkaError | None,
-                message: Message,
-                future: asyncio.Future[Delivered] = future,
-                event_id: str = event_id,
-            ) -> None:
-                if error is not None:
-                    outcome: Delivered | Exception = KafkaUnavailableError(error.str())
-                else:
-                    outcome = Delivered(
-                        event_id,
-                        message.topic() or "",
-                        message.partition() or 0,
-                        message.offset() or 0,
-                    )
-                loop.call_soon_threadsafe(_resolve, future, outcome)
-
+        done: asyncio.Future[None] = loop.create_future()
+        batch = _PendingBatch(len(events), loop, done)
+        for position, event in enumerate(events):
             try:
-                self._writer.send(event, settle)
+                self._writer.send(event, batch.callback(position))
             except (BufferError, KafkaException, LookupError) as exc:
                 raise KafkaUnavailableError(f"could not queue the event: {exc}") from None
-            futures.append(future)
         try:
-            return await asyncio.wait_for(asyncio.gather(*futures), self.timeout_s + 5)
+            await asyncio.wait_for(asyncio.shield(done), self.timeout_s + 5)
         except TimeoutError:
             raise KafkaUnavailableError("Kafka did not confirm delivery in time") from None
+        if batch.error is not None:
+            raise KafkaUnavailableError(batch.error)
+        return [
+            Delivered(str(event.event_id), topic, partition, offset)
+            for event, (topic, partition, offset) in zip(events, batch.delivered, strict=True)
+        ]
 
     def close(self) -> None:
         self._stop.set()
@@ -139,10 +130,31 @@ class KafkaDelivery:
         self._writer.flush(self.timeout_s)
 
 
-def _resolve(future: asyncio.Future[Delivered], outcome: Delivered | Exception) -> None:
-    if future.done():
-        return
-    if isinstance(outcome, Exception):
-        future.set_exception(outcome)
-    else:
-        future.set_result(outcome)
+class _PendingBatch:
+    """The delivery reports of one request, counted in the poll thread."""
+
+    def __init__(self, size: int, loop: asyncio.AbstractEventLoop, done: asyncio.Future[None]):
+        self.remaining = size
+        #: (topic, partition, offset) per event, in request order.
+        self.delivered: list[tuple[str, int, int]] = [("", -1, -1)] * size
+        self.error: str | None = None
+        self._loop = loop
+        self._done = done
+
+    def callback(self, position: int) -> DeliveryCallback:
+        # Runs once per event on the poll thread while holding the GIL: keep it minimal.
+        def report(error: KafkaError | None, message: Message) -> None:
+            if error is not None:
+                self.error = self.error or error.str()
+            else:
+                self.delivered[position] = (message.topic(), message.partition(), message.offset())
+            self.remaining -= 1  # delivery reports all arrive on the poll thread
+            if self.remaining == 0:
+                self._loop.call_soon_threadsafe(_finish, self._done)
+
+        return report
+
+
+def _finish(done: asyncio.Future[None]) -> None:
+    if not done.done():
+        done.set_result(None)

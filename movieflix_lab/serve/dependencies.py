@@ -1,4 +1,8 @@
-"""Shared dependencies of the routers, as ``Annotated`` aliases."""
+"""Shared dependencies of the routers, as ``Annotated`` aliases.
+
+They are ``async def``: FastAPI runs a plain ``def`` dependency in a worker thread, a thread
+hop per dependency per request.
+"""
 
 from __future__ import annotations
 
@@ -13,15 +17,15 @@ from movieflix_lab.serve.metrics import GatewayMetrics
 __all__ = ["DeliveryDep", "MetricsDep", "SettingsDep"]
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def _delivery(request: Request) -> KafkaDelivery:
+async def _delivery(request: Request) -> KafkaDelivery:
     return request.app.state.delivery
 
 
-def _metrics(request: Request) -> GatewayMetrics:
+async def _metrics(request: Request) -> GatewayMetrics:
     return request.app.state.metrics
 
 

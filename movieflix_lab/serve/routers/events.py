@@ -15,6 +15,7 @@ from __future__ import annotations
 import hmac
 import json
 import time
+from collections import Counter
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -108,7 +109,7 @@ def _authorized(request: Request, expected: str) -> bool:
 )
 async def ingest(
     request: Request, settings: SettingsDep, delivery: DeliveryDep, metrics: MetricsDep
-) -> IngestResponse | JSONResponse:
+) -> JSONResponse:
     """Validate, route each event to its topic (key = user id), wait for Kafka's ack."""
     started = time.perf_counter()
     if settings.api_key is not None and not _authorized(
@@ -173,9 +174,11 @@ async def ingest(
             headers={"retry-after": RETRY_AFTER_S},
         )
     metrics.delivery.observe(time.perf_counter() - started)
-    for event in events:
-        metrics.events.labels(event.event_type).inc()  # type: ignore[attr-defined]
-    return IngestResponse(
-        accepted=len(delivered),
-        events=[AcceptedEvent(**d.__dict__) for d in delivered],
-    )
+    for event_type, count in Counter(e.event_type for e in events).items():  # type: ignore[attr-defined]
+        metrics.events.labels(event_type).inc(count)
+    # Built directly: the shape is IngestResponse's, without validating our own output again.
+    accepted = [
+        {"event_id": d.event_id, "topic": d.topic, "partition": d.partition, "offset": d.offset}
+        for d in delivered
+    ]
+    return JSONResponse({"accepted": len(accepted), "events": accepted})

@@ -1,0 +1,144 @@
+"""The main job end to end, as ``movieflix-lab demo`` / ``make demo`` runs it.
+
+Starts the local broker (unless a cluster is configured), creates the topics, starts the
+gateway in its own process, sends seeded traffic through it, shows the topics and a summary,
+then serves until Ctrl-C (or returns at once with ``exit_after``). Everything it started is
+stopped on the way out; a broker that was already running is left running.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from movieflix_lab.config import Settings
+from movieflix_lab.exceptions import MovieflixError
+
+__all__ = ["DemoOptions", "DemoResult", "gateway_process", "run_demo"]
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    seed: int = 42
+    users: int = 2000
+    minutes: float = 120.0
+    #: Sessions per user per day, scaled: compressed, busy traffic for a short demo.
+    activity: float = 20.0
+    exit_after: bool = False
+
+
+@dataclass
+class DemoResult:
+    gateway_url: str
+    events: int
+    incidents: int
+    labels_dir: Path
+    topic_messages: dict[str, int]
+
+
+@contextmanager
+def gateway_process(settings: Settings, *, timeout: float = 60.0) -> Iterator[str]:
+    """``movieflix-lab serve`` in a child process; yields its URL once ``/readyz`` is 200."""
+    url = f"http://{settings.gateway_host}:{settings.gateway_port}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "movieflix_lab", "serve"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise MovieflixError(
+                    f"the gateway exited with code {process.returncode} while starting "
+                    f"(is port {settings.gateway_port} free? set MOVIEFLIX_GATEWAY_PORT)"
+                )
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise MovieflixError(f"the gateway at {url} was not ready within {timeout:.0f} s")
+            time.sleep(0.3)
+        yield url
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)  # uvicorn shuts down gracefully on SIGINT
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def run_demo(
+    settings: Settings,
+    options: DemoOptions,
+    *,
+    say: Say,
+    summary: Callable[[DemoResult], None],
+    progress: Callable[[int, float], None] | None = None,
+    wait_for_interrupt: Callable[[], None] | None = None,
+) -> DemoResult:
+    from movieflix_lab.kafka.broker import LocalBroker
+    from movieflix_lab.kafka.catalog import create_topics, describe_topics
+    from movieflix_lab.kafka.client import wait_until_reachable
+    from movieflix_lab.simulate import GatewaySink, SimulationConfig, run_simulation
+
+    started_broker = False
+    broker = LocalBroker(settings) if settings.uses_local_broker else None
+    if broker is not None:
+        status = broker.start()
+        started_broker = not status.already_running
+        say(f"Kafka {status.version} at {status.bootstrap} (pid {status.pid})")
+    else:
+        wait_until_reachable(settings)
+        say(f"using the Kafka cluster at {settings.bootstrap_servers}")
+    try:
+        reports = create_topics(settings)
+        created = sum(r.status == "created" for r in reports)
+        say(f"topics: {len(reports)} in the catalog, {created} created")
+
+        with gateway_process(settings) as url:
+            say(f"gateway ready at {url}")
+            config = SimulationConfig(
+                seed=options.seed,
+                users=options.users,
+                minutes=options.minutes,
+                activity=options.activity,
+            )
+            labels = settings.raw_dir / "simulations" / f"demo-seed{options.seed}"
+            api_key = settings.api_key.get_secret_value() if settings.api_key else None
+            simulated = run_simulation(
+                config,
+                GatewaySink(url, api_key=api_key),
+                labels_dir=labels,
+                progress=progress,
+            )
+            say(
+                f"simulated {simulated.events:,} events through the gateway "
+                f"({simulated.events_per_second:,.0f}/s), {simulated.incidents} labelled "
+                f"incidents in {labels}"
+            )
+            counts = {d.name: d.messages for d in describe_topics(settings) if d.in_catalog}
+            result = DemoResult(url, simulated.events, simulated.incidents, labels, counts)
+            summary(result)
+            if not options.exit_after and wait_for_interrupt is not None:
+                say(f"serving at {url} (docs at {url}/docs); Ctrl-C to stop")
+                wait_for_interrupt()
+        return result
+    finally:
+        if started_broker and broker is not None:
+            broker.stop()
+            say("stopped the broker the demo started")

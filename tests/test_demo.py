@@ -1,0 +1,41 @@
+"""``movieflix-lab demo`` as a user runs it, on a broker of its own."""
+
+import json
+from pathlib import Path
+
+import httpx
+import polars as pl
+import pytest
+
+from movieflix_lab.config import Settings
+from tests.fixtures import cli_env, free_port, local_broker_settings, run_cli, with_settings
+
+
+@pytest.fixture
+def fresh(tmp_path: Path) -> Settings:
+    return with_settings(local_broker_settings(tmp_path / "broker"), gateway_port=free_port())
+
+
+def test_demo_runs_end_to_end_and_cleans_up(fresh: Settings) -> None:
+    env = cli_env(fresh, MOVIEFLIX_GATEWAY_PORT=str(fresh.gateway_port))
+    result = run_cli("demo", "--exit", "--users", "300", "--minutes", "30", env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "Kafka 4.3.1 at" in out and "gateway ready at" in out
+    assert "events through the gateway" in out and "stopped the broker the demo started" in out
+
+    labels = fresh.raw_dir / "simulations" / "demo-seed42"
+    manifest = json.loads((labels / "manifest.json").read_text())
+    assert manifest["events"] > 500
+    assert f"{manifest['events']:,}" in out  # the summary reports what was ingested
+    assert pl.read_parquet(labels / "users.parquet").height == 300
+
+    # Everything it started is stopped: the broker it started, and the gateway.
+    assert run_cli("broker", "status", env=env).returncode == 3
+    assert not (fresh.broker_dir / "broker.json").exists()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{fresh.gateway_port}/healthz", timeout=2)
+
+    # A second run works (the broker restarts on the same storage).
+    again = run_cli("demo", "--exit", "--users", "300", "--minutes", "30", env=env, timeout=300)
+    assert again.returncode == 0, again.stderr
