@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Message
 
 from movieflix_lab.config import Settings
 from movieflix_lab.kafka.broker import LocalBroker
+from movieflix_lab.kafka.client import consumer
 
 ENV_BOOTSTRAP = "MOVIEFLIX_KAFKA_BOOTSTRAP"
 
@@ -68,6 +72,24 @@ def run_cli(
         text=True,
         timeout=timeout,
     )
+
+
+def read_back(settings: Settings, topic: str, event_ids: set[str], timeout: float = 30) -> dict:
+    """The messages of ``topic`` whose event ids are in ``event_ids``, by event id."""
+    reader = consumer(settings)
+    reader.subscribe([topic])
+    found: dict[str, Message] = {}
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and len(found) < len(event_ids):
+            for message in reader.consume(num_messages=1000, timeout=0.5):
+                if message.error() is None:
+                    event_id = json.loads(message.value()).get("event_id")  # others write too
+                    if event_id in event_ids:
+                        found[event_id] = message
+    finally:
+        reader.close()
+    return found
 
 
 @pytest.fixture(scope="session")

@@ -14,10 +14,9 @@ from movieflix_lab.config import Settings
 from movieflix_lab.events import decode, encode
 from movieflix_lab.kafka.broker import LocalBroker
 from movieflix_lab.kafka.catalog import create_topics, partition_for_user, watch_history_key
-from movieflix_lab.kafka.client import consumer
 from movieflix_lab.serve import create_app
 from movieflix_lab.simulate import SimulationConfig, Simulator
-from tests.fixtures import local_broker_settings, with_settings
+from tests.fixtures import local_broker_settings, read_back, with_settings
 
 
 def _event(kind: str = "rate", user: str | None = None, **fields: object) -> dict:
@@ -31,24 +30,6 @@ def _event(kind: str = "rate", user: str | None = None, **fields: object) -> dic
         "search": {"event_type": "search", "query": "noir", "result_count": 3, "device_id": "d1"},
     }
     return {**base, **bodies[kind], **fields}
-
-
-def read_back(settings: Settings, topic: str, event_ids: set[str], timeout: float = 30) -> dict:
-    """The messages of ``topic`` whose event ids are in ``event_ids``, by event id."""
-    reader = consumer(settings)
-    reader.subscribe([topic])
-    found: dict[str, object] = {}
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline and len(found) < len(event_ids):
-            for message in reader.consume(num_messages=1000, timeout=0.5):
-                if message.error() is None:
-                    event_id = json.loads(message.value()).get("event_id")  # others write too
-                    if event_id in event_ids:
-                        found[event_id] = message
-    finally:
-        reader.close()
-    return found
 
 
 @pytest.fixture(scope="module")
