@@ -11,11 +11,11 @@ INSTALLED := $(VENV)/.installed
 KAFKA_LIBS := .kafka/libs/.pom.sha256
 PYTEST_ARGS ?=
 
-.PHONY: help setup sysdeps kafka demo test lab check format clean
+.PHONY: help setup sysdeps kafka demo test lab check format clean bench
 
 help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "; printf "MovieFlix Lab targets:\n"} \
-	  /^[a-zA-Z_-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	  /^[a-zA-Z_.-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 sysdeps: ## Install missing system packages (Java 17, Maven) with apt-get when root.
 	@missing=""
@@ -57,14 +57,20 @@ lab: setup ## Start JupyterLab with the movieflix-lab kernel.
 	@$(BIN)/python -m ipykernel install --sys-prefix --name movieflix-lab --display-name "MovieFlix Lab" >/dev/null
 	$(BIN)/jupyter lab --notebook-dir=notebooks
 
+bench: setup ## Run the benchmarks; results in reports/benchmarks/.
+	@$(BIN)/python benchmarks/gateway_ingest.py
+
 check: $(INSTALLED) ## Lint and type-check (ruff, mypy).
-	@$(BIN)/ruff check movieflix_lab tests benchmarks
-	$(BIN)/ruff format --check movieflix_lab tests benchmarks
+	@$(BIN)/ruff check movieflix_lab tests benchmarks scripts
+	$(BIN)/ruff format --check movieflix_lab tests benchmarks scripts
 	$(BIN)/mypy
 
 format: $(INSTALLED) ## Format the code (ruff).
 	@$(BIN)/ruff check --fix movieflix_lab tests benchmarks
 	$(BIN)/ruff format movieflix_lab tests benchmarks
+
+environment.yml: pyproject.toml ## Regenerate environment.yml from pyproject.toml.
+	@python3 scripts/write_environment_yml.py
 
 clean: ## Stop the local broker and remove derived data (keeps data/raw).
 	@[ -x $(CLI) ] && $(CLI) broker stop || true

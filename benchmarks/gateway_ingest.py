@@ -9,7 +9,7 @@ Uses the configured cluster (the local broker is started if needed). In one run:
 2. the gateway (``movieflix-lab serve`` in its own process) loaded from a second process:
    batches of 100 from 8 concurrent clients; single events at a fixed 1,000 requests/s
    (open loop: latency counted from each request's scheduled time, so a stall is not
-   hidden; aiohttp on the load side); and single events as fast as 32 concurrent clients go.
+   hidden; aiohttp on the load side), in ``--repeat`` windows reported as median and worst; and single events as fast as 32 concurrent clients go.
 
 Writes ``reports/benchmarks/gateway_ingest.{json,md}``.
 """
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import multiprocessing
 import signal
@@ -155,15 +156,17 @@ async def _closed_loop(url: str, bodies: list[bytes], clients: int, seconds: flo
             "p99_ms": _percentile(latencies, 0.99) * 1000}  # fmt: skip
 
 
-def _load(
-    url: str, bodies: list[bytes], args: argparse.Namespace, out: multiprocessing.Queue
-) -> None:
-    batch = asyncio.run(_batches(url, bodies, 100, 8))
-    print(f"  batches: {batch['events_per_s']:,.0f} events/s", flush=True)
-    fixed = asyncio.run(_fixed_rate(url, bodies, args.rate, args.seconds))
-    print(f"  fixed rate: p99 {fixed['p99_ms']:.1f} ms", flush=True)
-    closed = asyncio.run(_closed_loop(url, bodies, 32, args.seconds / 2))
-    out.put({"batch_100": batch, "single_fixed_rate": fixed, "single_max": closed})
+def _phase(name: str, url: str, bodies: list[bytes], args: argparse.Namespace, out: multiprocessing.Queue) -> None:
+    """One load phase in a fresh process. The prepared bodies are frozen out of the garbage
+    collector: a GC pause in the load generator would show up as gateway latency."""
+    gc.collect()
+    gc.freeze()
+    if name == "batches":
+        out.put(asyncio.run(_batches(url, bodies, 100, 8)))
+    elif name == "fixed_rate":
+        out.put(asyncio.run(_fixed_rate(url, bodies, args.rate, args.seconds)))
+    else:
+        out.put(asyncio.run(_closed_loop(url, bodies, 32, args.seconds / 2)))
 
 
 @contextmanager
@@ -202,19 +205,13 @@ def gateway(port: int, workers: int) -> Iterator[None]:
             server.kill()
 
 
-def _in_second_process(target, url: str, bodies: list[bytes], args: argparse.Namespace) -> dict:  # type: ignore[no-untyped-def]
+def _in_second_process(name: str, url: str, bodies: list[bytes], args: argparse.Namespace) -> dict:
     queue: multiprocessing.Queue = multiprocessing.Queue()
-    loader = multiprocessing.Process(target=target, args=(url, bodies, args, queue))
+    loader = multiprocessing.Process(target=_phase, args=(name, url, bodies, args, queue))
     loader.start()
     result = queue.get(timeout=1800)
     loader.join()
     return result  # type: ignore[no-any-return]
-
-
-def _load_batches_only(
-    url: str, bodies: list[bytes], args: argparse.Namespace, out: multiprocessing.Queue
-) -> None:
-    out.put(asyncio.run(_batches(url, bodies, 100, 8)))
 
 
 def main() -> None:
@@ -222,6 +219,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--rate", type=float, default=1000.0)
+    parser.add_argument("--repeat", type=int, default=3, help="fixed-rate windows to run")
     parser.add_argument("--port", type=int, default=8765)
     args = parser.parse_args()
 
@@ -240,11 +238,20 @@ def main() -> None:
     url = f"http://127.0.0.1:{args.port}/v1/events"
     print("gateway (1 worker) under load from a second process…", flush=True)
     with gateway(args.port, workers=1):
-        measured = _in_second_process(_load, url, bodies, args)
+        batch = _in_second_process("batches", url, bodies, args)
+        print(f"  batches: {batch['events_per_s']:,.0f} events/s", flush=True)
+        repeats = []
+        for _ in range(args.repeat):  # a noisy machine: one window is one sample
+            repeats.append(_in_second_process("fixed_rate", url, bodies, args))
+            print(f"  fixed rate: p99 {repeats[-1]['p99_ms']:.1f} ms", flush=True)
+        single = _in_second_process("closed_loop", url, bodies, args)
+    fixed = dict(sorted(repeats, key=lambda r: r["p99_ms"])[len(repeats) // 2])  # the median
+    fixed["p99_ms_each"] = [r["p99_ms"] for r in repeats]
     print("gateway (2 workers), batches…", flush=True)
     with gateway(args.port, workers=2):
-        two_workers = _in_second_process(_load_batches_only, url, bodies, args)
-    measured["batch_100_two_workers"] = two_workers
+        two_workers = _in_second_process("batches", url, bodies, args)
+    measured = {"batch_100": batch, "single_fixed_rate": fixed, "single_max": single,
+                "batch_100_two_workers": two_workers}  # fmt: skip
 
     batch, fixed, single = (
         measured["batch_100"],
@@ -262,10 +269,12 @@ def main() -> None:
         {"metric": "batch request latency p99", "value": batch["p99_ms"], "unit": "ms"},
         {"metric": f"single events at {args.rate:g} req/s: achieved", "value": fixed["requests_per_s"],
          "unit": "req/s"},
-        {"metric": f"single events at {args.rate:g} req/s: latency p50", "value": fixed["p50_ms"],
+        {"metric": f"single events at {args.rate:g} req/s: latency p50 (median window)", "value": fixed["p50_ms"],
          "unit": "ms"},
-        {"metric": f"single events at {args.rate:g} req/s: latency p99", "value": fixed["p99_ms"],
-         "unit": "ms", "goal": "< 20 ms"},
+        {"metric": f"single events at {args.rate:g} req/s: latency p99 (median of {args.repeat} windows)",
+         "value": fixed["p99_ms"], "unit": "ms", "goal": "< 20 ms"},
+        {"metric": f"single events at {args.rate:g} req/s: latency p99 (worst window)",
+         "value": max(fixed["p99_ms_each"]), "unit": "ms"},
         {"metric": "single events, 32 clients: max", "value": single["requests_per_s"],
          "unit": "req/s", "anchor": "raw confluent-kafka producer", "anchor_value": raw,
          "ratio": single["requests_per_s"] / raw},

@@ -28,11 +28,11 @@ def test_environment_yml_names_the_same_packages_as_pyproject() -> None:
     conda_pins = [d for d in env["dependencies"] if isinstance(d, str)]
     pip_specs = [spec for spec in pip_section if not spec.startswith("-e")]
 
-    assert _requirements(pip_specs) == declared
+    assert _requirements(pip_specs) == declared, "regenerate it: make environment.yml"
     assert "python=3.11" in conda_pins
     assert "openjdk=17" in conda_pins
     assert "maven" in conda_pins
-    assert "-e ." in pip_section
+    assert "-e ." in pip_section, "regenerate it: make environment.yml"
 
 
 def test_required_runtime_packages_are_declared() -> None:
