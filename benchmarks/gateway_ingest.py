@@ -156,7 +156,9 @@ async def _closed_loop(url: str, bodies: list[bytes], clients: int, seconds: flo
             "p99_ms": _percentile(latencies, 0.99) * 1000}  # fmt: skip
 
 
-def _phase(name: str, url: str, bodies: list[bytes], args: argparse.Namespace, out: multiprocessing.Queue) -> None:
+def _phase(
+    name: str, url: str, bodies: list[bytes], args: argparse.Namespace, out: multiprocessing.Queue
+) -> None:
     """One load phase in a fresh process. The prepared bodies are frozen out of the garbage
     collector: a GC pause in the load generator would show up as gateway latency."""
     gc.collect()

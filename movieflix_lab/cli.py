@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -307,6 +308,118 @@ def simulate(
     )
 
 
+# --- stream apps ----------------------------------------------------------------------
+
+
+class Guarantee(StrEnum):
+    at_least_once = "at-least-once"
+    exactly_once = "exactly-once"
+
+
+def _run_all(args: list[str]) -> None:
+    """``stream all``: one process per app; Ctrl-C stops them all cleanly."""
+    import signal
+    import subprocess
+
+    from movieflix_lab.streams.runner import APPS
+
+    children = {
+        name: subprocess.Popen([sys.executable, "-m", "movieflix_lab", "stream", name, *args])
+        for name in APPS
+    }
+    console.print(f"running {', '.join(children)} (Ctrl-C stops them)")
+    try:
+        codes = {name: child.wait() for name, child in children.items()}
+    except KeyboardInterrupt:
+        for child in children.values():
+            child.send_signal(signal.SIGINT)
+        codes = {name: child.wait(60) for name, child in children.items()}
+    failed = {name: code for name, code in codes.items() if code not in (0, -2, 130)}
+    if failed:
+        raise MovieflixError(f"stream apps failed: {failed}")
+
+
+@app.command("stream")
+def stream(
+    name: Annotated[str, typer.Argument(help="analytics, or all (one process per app).")],
+    timeout: Annotated[
+        float, typer.Option(min=0, help="Stop after this many seconds without new messages.")
+    ] = 0.0,
+    guarantee: Annotated[
+        Guarantee, typer.Option(help="Processing guarantee.")
+    ] = Guarantee.at_least_once,
+    instance: Annotated[
+        str, typer.Option(help="Instance name: its own state folder; same consumer group.")
+    ] = "0",
+    grace: Annotated[
+        float,
+        typer.Option(min=0, help="Window grace period, seconds (a replay needs its span)."),
+    ] = 300.0,
+) -> None:
+    """Run a stream app (Quix Streams) until Ctrl-C, or until --timeout of quiet."""
+    from datetime import timedelta
+
+    from movieflix_lab.streams.genre_watch_time import GenreWatchTimeOptions
+    from movieflix_lab.streams.runner import APPS, AnalyticsOptions, run_app
+    from movieflix_lab.streams.search_volume import SearchVolumeOptions
+
+    if name == "all":
+        args = ["--timeout", str(timeout), "--guarantee", guarantee.value, "--grace", str(grace)]
+        _run_all([*args, "--instance", instance])
+        return
+    if name not in APPS:
+        raise typer.BadParameter(f"unknown app {name!r}; known: {', '.join(APPS)}, all")
+    s = settings()
+    wait_until_reachable_or_fail(s)
+    options = AnalyticsOptions(
+        genre=GenreWatchTimeOptions(grace=timedelta(seconds=grace)),
+        search=SearchVolumeOptions(grace=timedelta(seconds=grace)),
+    )
+    console.print(f"stream app [bold]{name}[/] ({guarantee.value}, instance {instance})")
+    summary = run_app(
+        s, name, timeout=timeout, guarantee=guarantee.value, instance=instance, options=options
+    )
+    late = sum(summary.late_events.values())
+    console.print(f"stopped: {summary.dead_letters} dead letters, {late} late events")
+
+
+def wait_until_reachable_or_fail(s: Settings) -> None:
+    from movieflix_lab.kafka.client import wait_until_reachable
+
+    wait_until_reachable(s)
+
+
+@app.command("lag")
+def lag(
+    group: Annotated[
+        list[str] | None, typer.Option(help="Consumer group (repeat); default movieflix-*.")
+    ] = None,
+    max_lag: Annotated[
+        int | None, typer.Option(min=0, help="Exit 1 when any partition lags more.")
+    ] = None,
+) -> None:
+    """Consumer lag per group, topic and partition (committed vs log-end offset)."""
+    from movieflix_lab.kafka.lag import consumer_lag
+
+    s = settings()
+    wait_until_reachable_or_fail(s)
+    rows = consumer_lag(s, group)
+    table = Table(title=f"consumer lag on {s.bootstrap_servers}")
+    for column in ("group", "topic", "partition", "committed", "log end", "lag"):
+        table.add_column(column, justify="left" if column in ("group", "topic") else "right")
+    for row in rows:
+        committed = "-" if row.committed is None else f"{row.committed:,}"
+        style = "red" if max_lag is not None and row.lag > max_lag else ""
+        table.add_row(
+            row.group, row.topic, str(row.partition), committed, f"{row.end:,}",
+            f"[{style}]{row.lag:,}[/]" if style else f"{row.lag:,}",
+        )  # fmt: skip
+    console.print(table if rows else "no consumer groups with committed offsets")
+    worst = max((row.lag for row in rows), default=0)
+    if max_lag is not None and worst > max_lag:
+        raise MovieflixError(f"lag {worst:,} is above --max-lag {max_lag:,}")
+
+
 # --- serve --------------------------------------------------------------------------
 
 
@@ -388,6 +501,12 @@ def demo(
             for topic, count in sorted(result.topic_messages.items()):
                 table.add_row(f"  messages in {topic}", f"{count:,}")
             table.add_row("labelled incidents", f"{result.incidents} ({result.labels_dir})")
+            table.add_row(
+                "closed genre windows (30 min)",
+                f"{result.genre_windows} in data/processed/genre_watch_time"
+                + (f"; longest watched: {result.top_genre}" if result.top_genre else ""),
+            )
+            table.add_row("analytics lag", f"{result.analytics_lag:,}")
             table.add_row("gateway", result.gateway_url)
             bar.console.print(table)
 

@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(6, ge=1)
     topic_replication_factor: int = Field(1, ge=1)
 
+    # --- stream apps ------------------------------------------------------------------
+    #: Seconds between checkpoints (offset commits, sink flushes, state changelog).
+    stream_commit_interval_s: float = Field(5.0, gt=0)
+    #: Consumer groups are ``<prefix><app>``: another prefix runs an independent copy.
+    stream_group_prefix: str = "movieflix-"
+
     # --- the gateway ------------------------------------------------------------------
     #: When set, ``POST /v1/events`` requires it in the ``X-API-Key`` header.
     api_key: SecretStr | None = None

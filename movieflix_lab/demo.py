@@ -44,6 +44,48 @@ class DemoResult:
     incidents: int
     labels_dir: Path
     topic_messages: dict[str, int]
+    #: Closed genre watch-time windows (tumbling) the analytics app wrote to Parquet.
+    genre_windows: int = 0
+    #: The genre with the longest mean watch time in the latest closed window.
+    top_genre: str | None = None
+    analytics_lag: int = 0
+
+
+@contextmanager
+def stream_process(settings: Settings, app: str = "analytics") -> Iterator[None]:
+    """``movieflix-lab stream APP`` in a child process, stopped with Ctrl-C's signal."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "movieflix_lab", "stream", app],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        yield
+        if process.poll() is not None:
+            raise MovieflixError(f"the {app} stream app exited with code {process.returncode}")
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _wait_for_catch_up(settings: Settings, group: str, timeout: float = 120.0) -> int:
+    """Wait until ``group`` has no lag on its source topics; returns the lag left."""
+    from movieflix_lab.kafka.lag import consumer_lag
+
+    deadline = time.monotonic() + timeout
+    lag = -1
+    while time.monotonic() < deadline:
+        rows = [r for r in consumer_lag(settings, [group]) if not r.topic.startswith("repartition")]
+        lag = sum(r.lag for r in rows)
+        if rows and lag == 0:
+            return 0
+        time.sleep(1.0)
+    return lag
 
 
 @contextmanager
@@ -82,6 +124,18 @@ def gateway_process(settings: Settings, *, timeout: float = 60.0) -> Iterator[st
                 process.wait()
 
 
+def _summarise_windows(settings: Settings, result: DemoResult) -> None:
+    from movieflix_lab.sinks.parquet import read_results
+    from movieflix_lab.streams.runner import GENRE_KEYS
+
+    windows = read_results(settings.processed_dir / "genre_watch_time" / "tumbling", GENRE_KEYS)
+    result.genre_windows = windows.height
+    if windows.height:
+        latest = windows.filter(windows["window_start_ms"] == windows["window_start_ms"].max())
+        best = latest.sort("mean_seconds", descending=True).row(0, named=True)
+        result.top_genre = f"{best['genre']} ({best['mean_seconds'] / 60:.0f} min on average)"
+
+
 def run_demo(
     settings: Settings,
     options: DemoOptions,
@@ -110,7 +164,8 @@ def run_demo(
         created = sum(r.status == "created" for r in reports)
         say(f"topics: {len(reports)} in the catalog, {created} created")
 
-        with gateway_process(settings) as url:
+        with stream_process(settings), gateway_process(settings) as url:
+            say("analytics stream app started (genre watch time, search volume)")
             say(f"gateway ready at {url}")
             config = SimulationConfig(
                 seed=options.seed,
@@ -131,8 +186,11 @@ def run_demo(
                 f"({simulated.events_per_second:,.0f}/s), {simulated.incidents} labelled "
                 f"incidents in {labels}"
             )
+            lag = _wait_for_catch_up(settings, f"{settings.stream_group_prefix}analytics")
             counts = {d.name: d.messages for d in describe_topics(settings) if d.in_catalog}
             result = DemoResult(url, simulated.events, simulated.incidents, labels, counts)
+            result.analytics_lag = lag
+            _summarise_windows(settings, result)
             summary(result)
             if not options.exit_after and wait_for_interrupt is not None:
                 say(f"serving at {url} (docs at {url}/docs); Ctrl-C to stop")

@@ -1,6 +1,6 @@
 """Write environment.yml from pyproject.toml, so the two name the same packages.
 
-    python scripts/write_environment_yml.py        (or: make environment.yml)
+python scripts/write_environment_yml.py        (or: make environment.yml)
 """
 
 from __future__ import annotations

@@ -18,11 +18,17 @@ def fresh(tmp_path: Path) -> Settings:
 
 def test_demo_runs_end_to_end_and_cleans_up(fresh: Settings) -> None:
     env = cli_env(fresh, MOVIEFLIX_GATEWAY_PORT=str(fresh.gateway_port))
-    result = run_cli("demo", "--exit", "--users", "300", "--minutes", "30", env=env, timeout=300)
+    result = run_cli("demo", "--exit", "--users", "300", "--minutes", "60", env=env, timeout=300)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "Kafka 4.3.1 at" in out and "gateway ready at" in out
     assert "events through the gateway" in out and "stopped the broker the demo started" in out
+    assert "analytics stream app started" in out
+    # The first half hour's windows closed once event time passed 18:35; every genre there.
+    windows = next(line for line in out.splitlines() if "closed genre windows" in line)
+    assert int(windows.split("│")[2].split()[0]) > 0, windows
+    lag = next(line for line in out.splitlines() if "analytics lag" in line)
+    assert lag.split("│")[2].strip() == "0", lag
 
     labels = fresh.raw_dir / "simulations" / "demo-seed42"
     manifest = json.loads((labels / "manifest.json").read_text())

@@ -59,6 +59,7 @@ __all__ = [
     "TopicSpec",
     "all_topics",
     "create_topics",
+    "derived_topic",
     "describe_topics",
     "partition_for_user",
     "topic",
@@ -145,8 +146,24 @@ CATALOG: tuple[TopicSpec, ...] = (
     DEAD_LETTERS,
 )
 
-#: Topics the stream apps derive (window results, ...); each app adds its own here.
-DERIVED_TOPICS: tuple[TopicSpec, ...] = ()
+
+def derived_topic(name: str, holds: str, key: str = "window group") -> TopicSpec:
+    """A topic of results a stream app derives (kept 30 days)."""
+    config = {"cleanup.policy": "delete", "retention.ms": str(30 * DAY_MS)}
+    return TopicSpec(name, holds, key, _frozen(config))
+
+
+#: Topics the stream apps derive with their default windows (other window sizes make
+#: topics of their own, created by the app's runner).
+DERIVED_TOPICS: tuple[TopicSpec, ...] = (
+    derived_topic("analytics.genre-watch-time.30m", "genre watch time, tumbling", "genre"),
+    derived_topic("analytics.genre-watch-time.30m-hop5m", "genre watch time, hopping", "genre"),
+    derived_topic("analytics.search-volume.user.30m", "searches per user per window", "user id"),
+    derived_topic("analytics.search-volume.total.30m", "searches and top queries", "all"),
+    derived_topic(
+        "analytics.late-events", "records that arrived after their window closed", "window group"
+    ),
+)
 
 
 def all_topics() -> tuple[TopicSpec, ...]:
@@ -258,7 +275,12 @@ def create_topics(
     and partitions are added (never removed — Kafka cannot shrink a topic, and adding
     partitions moves where new records of a key go, so it is never done silently).
     """
-    specs = list(specs if specs is not None else all_topics())
+    unique: dict[str, TopicSpec] = {}
+    for spec in specs if specs is not None else all_topics():
+        seen = unique.setdefault(spec.name, spec)
+        if (seen.partitions, dict(seen.config)) != (spec.partitions, dict(spec.config)):
+            raise TopicError(f"two different specs for topic {spec.name}")
+    specs = list(unique.values())  # a duplicate would break the DescribeConfigs request
     admin = admin_client(settings)
     existing = _existing_partitions(admin, timeout)
 

@@ -134,3 +134,18 @@ def test_watch_history_keeps_a_users_records_in_one_partition(kafka: Settings) -
     assert all(len(parts) == 1 for parts in by_user.values()), by_user
     for user, parts in by_user.items():
         assert parts == {partition_for_user(user, partitions)}
+
+
+def test_duplicate_specs_are_merged_and_conflicts_refused(
+    kafka: Settings, unique_topic: str
+) -> None:
+    from movieflix_lab.kafka.exceptions import TopicError
+
+    spec = TopicSpec(unique_topic, "test", "user id", partitions=2)
+    reports = create_topics(kafka, specs=[*CATALOG, spec, spec, *CATALOG])
+    assert [r.name for r in reports].count(unique_topic) == 1
+    other = TopicSpec(unique_topic, "test", "user id", partitions=3)
+    import pytest
+
+    with pytest.raises(TopicError, match="two different specs"):
+        create_topics(kafka, specs=[spec, other])

@@ -1,0 +1,227 @@
+"""What every stream app shares: the Quix ``Application``, dead letters, late events.
+
+A stream app is a module with a pure builder, ``build(app, ...) -> StreamingDataFrame``; the
+runner (:mod:`movieflix_lab.streams.runner`), a test or a notebook makes the application with
+:func:`stream_application` and runs it. So they all run the same pipeline.
+
+Poison messages (undeserializable, or failing in processing) go to ``dead-letters`` with the
+error and their origin (topic, partition, offset), flushed *before* Quix skips them and commits
+their offset; the app keeps running and counts them.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeAlias
+
+from quixstreams import Application
+from quixstreams.models import Row
+from quixstreams.sinks import BaseSink
+
+from movieflix_lab.config import Settings
+from movieflix_lab.kafka.catalog import DEAD_LETTERS
+from movieflix_lab.kafka.client import producer, quix_connection
+
+__all__ = [
+    "DeadLetters",
+    "Guarantee",
+    "LateEvents",
+    "SinkFactory",
+    "StreamApp",
+    "stream_application",
+]
+
+logger = logging.getLogger(__name__)
+
+Guarantee = Literal["at-least-once", "exactly-once"]
+
+#: Given an output's name (``tumbling``, ``hopping``, ...), the sink for it, or None.
+SinkFactory: TypeAlias = Callable[[str], BaseSink | None]
+
+LATE_EVENTS_TOPIC = "analytics.late-events"
+
+
+def _text(raw: bytes | str | None) -> dict[str, str | None]:
+    if raw is None:
+        return {"text": None}
+    if isinstance(raw, str):
+        return {"text": raw}
+    try:
+        return {"text": raw.decode()}
+    except UnicodeDecodeError:
+        return {"base64": base64.b64encode(raw).decode()}
+
+
+class DeadLetters:
+    """Writes unreadable messages to ``dead-letters`` and counts them."""
+
+    def __init__(self, settings: Settings, app_name: str) -> None:
+        self.app_name = app_name
+        self.count = 0
+        self._producer = producer(settings, **{"linger.ms": 0})
+
+    def send(
+        self,
+        error: Exception,
+        *,
+        topic: str | None,
+        partition: int | None,
+        offset: int | None,
+        key: bytes | str | None,
+        value: bytes | str | None,
+        timestamp_ms: int | None,
+    ) -> None:
+        record = {
+            "app": self.app_name,
+            "error": str(error)[:2000],
+            "error_type": type(error).__name__,
+            "origin": {"topic": topic, "partition": partition, "offset": offset},
+            "timestamp_ms": timestamp_ms,
+            "key": _text(key)["text"] if key is not None else None,
+            "value": _text(value),
+            "dead_at_ms": int(time.time() * 1000),
+        }
+        self._producer.produce(
+            DEAD_LETTERS.name,
+            key=key,
+            value=json.dumps(record).encode(),
+            headers={"origin-topic": topic or "", "error-type": type(error).__name__},
+        )
+        # The message is skipped and its offset committed right after: it must be durable first.
+        if self._producer.flush(30) != 0:
+            raise RuntimeError("could not write a dead letter: stopping rather than losing it")
+        self.count += 1
+        logger.warning("dead letter from %s[%s]@%s: %s", topic, partition, offset, str(error)[:200])
+
+    def on_consumer_error(self, exc: Exception, message: Any, log: logging.Logger) -> bool:
+        """Quix ``on_consumer_error``: an undeserializable message."""
+        if message is None:  # a Kafka error, not a message: let Quix handle it
+            return False
+        timestamp = message.timestamp()[1] if message.timestamp() else None
+        self.send(
+            exc,
+            topic=message.topic(),
+            partition=message.partition(),
+            offset=message.offset(),
+            key=message.key(),
+            value=message.value(),
+            timestamp_ms=timestamp,
+        )
+        return True
+
+    def on_processing_error(self, exc: Exception, row: Row | None, log: logging.Logger) -> bool:
+        """Quix ``on_processing_error``: a message that failed inside the pipeline."""
+        if row is None:
+            return False
+        self.send(
+            exc,
+            topic=row.topic,
+            partition=row.partition,
+            offset=row.offset,
+            key=row.key,
+            value=json.dumps(row.value, default=str),
+            timestamp_ms=row.timestamp,
+        )
+        return True
+
+
+@dataclass
+class LateEvents:
+    """Counts records that arrived after their window closed (past the grace period).
+
+    Passed as Quix's ``on_late``; each late record is also written to
+    ``analytics.late-events`` so it is never silently lost.
+    """
+
+    settings: Settings
+    by_window: Counter[str] = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        self._producer = producer(self.settings)
+
+    def __call__(
+        self,
+        value: Any,
+        key: Any,
+        timestamp_ms: int,
+        late_by_ms: int,
+        start: int,
+        end: int,
+        store_name: str,
+        topic: str,
+        partition: int,
+        offset: int,
+    ) -> bool:
+        self.by_window[store_name] += 1
+        record = {
+            "window": store_name, "key": key, "timestamp_ms": timestamp_ms,
+            "late_by_ms": late_by_ms, "window_start_ms": start, "window_end_ms": end,
+            "origin": {"topic": topic, "partition": partition, "offset": offset}, "value": value,
+        }  # fmt: skip
+        self._producer.produce(
+            LATE_EVENTS_TOPIC,
+            key=str(key).encode(),
+            value=json.dumps(record, default=str).encode(),
+        )
+        self._producer.poll(0)
+        return False  # counted and kept: no per-record warning in the log
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_window.values())
+
+    def flush(self) -> None:
+        self._producer.flush(30)
+
+
+@dataclass
+class StreamApp:
+    """A Quix application with its dead letters and late-event counter."""
+
+    name: str
+    app: Application
+    dead_letters: DeadLetters
+    late: LateEvents
+    state_dir: Path
+
+
+def stream_application(
+    settings: Settings,
+    name: str,
+    *,
+    instance: str = "0",
+    guarantee: Guarantee = "at-least-once",
+    commit_interval: float | None = None,
+    loglevel: Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"] = "WARNING",
+) -> StreamApp:
+    """The Quix ``Application`` of stream app ``name``.
+
+    Consumer group ``<stream_group_prefix><name>`` (instances of one app share the
+    partitions), state in ``data/state/<name>/<instance>`` (each instance needs its own:
+    RocksDB locks its folder).
+    """
+    dead_letters = DeadLetters(settings, name)
+    state_dir = settings.state_dir / name / instance
+    state_dir.mkdir(parents=True, exist_ok=True)
+    extra = dict(settings.kafka_client_config)
+    app = Application(
+        broker_address=quix_connection(settings),
+        consumer_group=f"{settings.stream_group_prefix}{name}",
+        auto_offset_reset="earliest",
+        commit_interval=commit_interval or settings.stream_commit_interval_s,
+        state_dir=state_dir,
+        processing_guarantee=guarantee,
+        on_consumer_error=dead_letters.on_consumer_error,
+        on_processing_error=dead_letters.on_processing_error,
+        consumer_extra_config=extra,
+        producer_extra_config={"partitioner": "murmur2_random", **extra},
+        loglevel=loglevel,
+    )
+    return StreamApp(name, app, dead_letters, LateEvents(settings), state_dir)

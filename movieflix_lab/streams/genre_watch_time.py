@@ -1,0 +1,149 @@
+"""Average watch time per genre, in tumbling and hopping windows, from ``watch-history``.
+
+The seed's Kafka Streams sketch ``groupBy(genre).windowedBy(30 min).count()`` and more:
+per genre and window, the count of finished viewings, the sum of seconds watched and their
+mean. Two window shapes run side by side: tumbling (default 30 min) and hopping (30 min
+every 5 min). A window is emitted once, when it closes: when event time on its partition
+passes its end plus the grace period.
+
+Late events: a record arriving more than ``grace`` after its window's end cannot change an
+emitted result. It is counted (:class:`~movieflix_lab.streams.app.LateEvents`) and written to
+``analytics.late-events``, never silently dropped.
+
+Choosing the grace period: records are re-keyed by genre (``group_by``), so records from all
+of ``watch-history``'s partitions meet in one re-keyed partition, in the order they were
+consumed. Live, partitions advance together and the disorder is seconds; the default, 5
+minutes, also covers devices flushing an offline buffer. **Replaying a backlog** is different:
+the consumer fetches each partition's backlog in large chunks, so event time jumps back and
+forth by up to the backlog's span. Run a replay with ``--grace`` at least that span (results
+then come out when the replay's end closes them), or its records are counted late.
+
+Results (one JSON record per genre and window, key = genre)::
+
+    {"genre": "drama", "window_start": "2026-03-02T18:00:00Z", "window_end": "...",
+     "window_ms": 1800000, "hop_ms": 0, "count": 42, "sum_seconds": 151234.5,
+     "mean_seconds": 3600.8}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from quixstreams import Application
+from quixstreams.dataframe import StreamingDataFrame
+from quixstreams.dataframe.windows import Count, Sum
+
+from movieflix_lab.kafka.catalog import WATCH_HISTORY, TopicSpec, derived_topic
+from movieflix_lab.kafka.serde import EventDeserializer
+from movieflix_lab.streams.app import LateEvents, SinkFactory
+
+__all__ = ["GenreWatchTimeOptions", "build", "output_topics"]
+
+
+@dataclass(frozen=True)
+class GenreWatchTimeOptions:
+    window: timedelta = timedelta(minutes=30)
+    hop: timedelta = timedelta(minutes=5)
+    grace: timedelta = timedelta(minutes=5)
+
+
+def _label(span: timedelta) -> str:
+    """``30m``, ``2h``, ``45s``.
+
+    >>> _label(timedelta(minutes=30)), _label(timedelta(hours=2)), _label(timedelta(seconds=45))
+    ('30m', '2h', '45s')
+    """
+    seconds = int(span.total_seconds())
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600}h"
+    if seconds % 60 == 0:
+        return f"{seconds // 60}m"
+    return f"{seconds}s"
+
+
+def output_topics(options: GenreWatchTimeOptions) -> tuple[TopicSpec, TopicSpec]:
+    """The tumbling and the hopping results' topics for these window sizes."""
+    size = _label(options.window)
+    return (
+        derived_topic(f"analytics.genre-watch-time.{size}", "genre watch time, tumbling", "genre"),
+        derived_topic(
+            f"analytics.genre-watch-time.{size}-hop{_label(options.hop)}",
+            "genre watch time, hopping",
+            "genre",
+        ),
+    )
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _result(
+    window_ms: int, hop_ms: int
+) -> Callable[[dict[str, Any], Any, int, Any], dict[str, Any]]:
+    def shape(value: dict[str, Any], key: Any, timestamp: int, headers: Any) -> dict[str, Any]:
+        count, total = value["count"], value["sum_seconds"]
+        return {
+            "genre": key,
+            "window_start": _iso(value["start"]),
+            "window_end": _iso(value["end"]),
+            "window_start_ms": value["start"],
+            "window_ms": window_ms,
+            "hop_ms": hop_ms,
+            "count": count,
+            "sum_seconds": total,
+            "mean_seconds": total / count if count else None,
+        }
+
+    return shape
+
+
+def build(
+    app: Application,
+    options: GenreWatchTimeOptions | None = None,
+    *,
+    late: LateEvents | None = None,
+    sink_for: SinkFactory | None = None,
+) -> StreamingDataFrame:
+    """Add the genre watch-time pipeline to ``app``; returns the tumbling results."""
+    options = options or GenreWatchTimeOptions()
+    tumbling_topic, hopping_topic = output_topics(options)
+    source = app.topic(
+        WATCH_HISTORY.name, key_deserializer="str", value_deserializer=EventDeserializer()
+    )
+    sdf = app.dataframe(source)
+    sdf = sdf.group_by("genre", name="genre")
+
+    window_ms = int(options.window.total_seconds() * 1000)
+    hop_ms = int(options.hop.total_seconds() * 1000)
+    aggregations = {"count": Count(), "sum_seconds": Sum("seconds_watched")}
+
+    tumbling = (
+        sdf.tumbling_window(options.window, grace_ms=options.grace, name="tumbling", on_late=late)
+        .agg(**aggregations)
+        .final(closing_strategy="partition")
+    )
+    tumbling = tumbling.apply(_result(window_ms, 0), metadata=True)
+    tumbling.to_topic(app.topic(tumbling_topic.name, value_serializer="json"))
+    if sink_for is not None and (sink := sink_for("tumbling")) is not None:
+        tumbling.sink(sink)
+
+    hopping = (
+        sdf.hopping_window(
+            options.window,
+            step_ms=options.hop,
+            grace_ms=options.grace,
+            name="hopping",
+            on_late=late,
+        )
+        .agg(**aggregations)
+        .final(closing_strategy="partition")
+    )
+    hopping = hopping.apply(_result(window_ms, hop_ms), metadata=True)
+    hopping.to_topic(app.topic(hopping_topic.name, value_serializer="json"))
+    if sink_for is not None and (sink := sink_for("hopping")) is not None:
+        hopping.sink(sink)
+    return tumbling

@@ -1,0 +1,123 @@
+"""Search volume from ``search-events``: per user and in total per window, with top queries.
+
+Per user: the message key is already the user id, so each user's searches are counted in
+place. In total: records are re-keyed to one group (``all``) and counted, with the query
+counts of the window reduced to its ten most frequent queries when it closes. A window is
+emitted once it closes (event time past its end plus the grace period); late records are
+counted like the genre app's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from quixstreams import Application
+from quixstreams.dataframe import StreamingDataFrame
+from quixstreams.dataframe.windows import Count, Reduce
+
+from movieflix_lab.kafka.catalog import SEARCH_EVENTS, TopicSpec, derived_topic
+from movieflix_lab.kafka.serde import EventDeserializer
+from movieflix_lab.streams.app import LateEvents, SinkFactory
+from movieflix_lab.streams.genre_watch_time import _iso, _label
+
+__all__ = ["SearchVolumeOptions", "build", "output_topics"]
+
+TOP_QUERIES = 10
+
+
+@dataclass(frozen=True)
+class SearchVolumeOptions:
+    window: timedelta = timedelta(minutes=30)
+    grace: timedelta = timedelta(minutes=5)
+
+
+def output_topics(options: SearchVolumeOptions) -> tuple[TopicSpec, TopicSpec]:
+    size = _label(options.window)
+    return (
+        derived_topic(
+            f"analytics.search-volume.user.{size}", "searches per user per window", "user id"
+        ),
+        derived_topic(f"analytics.search-volume.total.{size}", "searches and top queries", "all"),
+    )
+
+
+def normalise_query(query: str) -> str:
+    """Queries count together whatever their case or spacing.
+
+    >>> normalise_query("  Space   Opera ")
+    'space opera'
+    """
+    return " ".join(query.lower().split())
+
+
+def _count_query(counts: dict[str, int], value: dict[str, Any]) -> dict[str, int]:
+    query = normalise_query(value["query"])
+    counts[query] = counts.get(query, 0) + 1
+    return counts
+
+
+def _top(counts: dict[str, int]) -> list[dict[str, Any]]:
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:TOP_QUERIES]
+    return [{"query": query, "count": count} for query, count in ranked]
+
+
+def build(
+    app: Application,
+    options: SearchVolumeOptions | None = None,
+    *,
+    late: LateEvents | None = None,
+    sink_for: SinkFactory | None = None,
+) -> StreamingDataFrame:
+    """Add the search-volume pipeline to ``app``; returns the per-user results."""
+    options = options or SearchVolumeOptions()
+    per_user_topic, total_topic = output_topics(options)
+    window_ms = int(options.window.total_seconds() * 1000)
+    source = app.topic(
+        SEARCH_EVENTS.name, key_deserializer="str", value_deserializer=EventDeserializer()
+    )
+    sdf = app.dataframe(source)
+
+    per_user = (
+        sdf.tumbling_window(options.window, grace_ms=options.grace, name="per-user", on_late=late)
+        .count()
+        .final(closing_strategy="partition")
+    )
+    per_user = per_user.apply(
+        lambda value, key, timestamp, headers: {
+            "user_id": key,
+            "window_start": _iso(value["start"]),
+            "window_start_ms": value["start"],
+            "window_ms": window_ms,
+            "count": value["value"],
+        },
+        metadata=True,
+    )
+    per_user.to_topic(app.topic(per_user_topic.name, value_serializer="json"))
+    if sink_for is not None and (sink := sink_for("per_user")) is not None:
+        per_user.sink(sink)
+
+    total = (
+        sdf.group_by(lambda value: "all", name="all")
+        .tumbling_window(options.window, grace_ms=options.grace, name="total", on_late=late)
+        .agg(
+            count=Count(),
+            queries=Reduce(reducer=_count_query, initializer=lambda value: _count_query({}, value)),
+        )
+        .final(closing_strategy="partition")
+    )
+    total = total.apply(
+        lambda value: {
+            "window_start": _iso(value["start"]),
+            "window_start_ms": value["start"],
+            "window_ms": window_ms,
+            "count": value["count"],
+            "distinct_queries": len(value["queries"]),
+            "top_queries": _top(value["queries"]),
+        }
+    )
+    total.to_topic(app.topic(total_topic.name, value_serializer="json"))
+    if sink_for is not None and (sink := sink_for("total")) is not None:
+        total.sink(sink)
+    return per_user

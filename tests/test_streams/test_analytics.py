@@ -1,0 +1,213 @@
+"""The analytics app against an independent batch computation over the same events."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import timedelta
+
+import polars as pl
+import pytest
+from confluent_kafka import TopicPartition
+
+from movieflix_lab.config import Settings
+from movieflix_lab.events import WatchRecord
+from movieflix_lab.events.models import SearchEvent
+from movieflix_lab.kafka.catalog import create_topics, partition_for_user
+from movieflix_lab.kafka.client import consumer, producer
+from movieflix_lab.kafka.event_writer import EventWriter
+from movieflix_lab.simulate import GENRES, KafkaSink, SimulationConfig, Simulator, run_simulation
+from movieflix_lab.sinks.parquet import read_results
+from movieflix_lab.streams.genre_watch_time import GenreWatchTimeOptions
+from movieflix_lab.streams.runner import (
+    GENRE_KEYS,
+    SEARCH_TOTAL_KEYS,
+    AnalyticsOptions,
+    RunSummary,
+    run_app,
+)
+from movieflix_lab.streams.search_volume import SearchVolumeOptions, normalise_query
+from tests.fixtures import cli_env, run_cli
+from tests.test_streams.fixtures import batch_windows, clean_kafka, watch_frame
+
+__all__ = ["clean_kafka"]
+
+CONFIG = SimulationConfig(seed=8, users=400, movies=300, minutes=240, activity=20)
+# A replay of a backlog: the grace period must span it (see genre_watch_time's docstring).
+REPLAY = AnalyticsOptions(
+    genre=GenreWatchTimeOptions(grace=timedelta(days=1)),
+    search=SearchVolumeOptions(grace=timedelta(days=1)),
+)
+POISON = [
+    b"{not json",
+    json.dumps({"event_type": "watch", "user_id": "u1"}).encode(),  # missing fields
+    b"\xff\xfe binary",
+]
+
+
+def _heartbeats(settings: Settings, after_ms: int) -> None:
+    """One record per genre far after the run, so every window of the run closes.
+
+    Quix closes a window when event time on its partition passes its end plus the grace
+    period (quix-streams#790); these records' own windows stay open and are never emitted.
+    """
+    from datetime import UTC, datetime
+
+    at = datetime.fromtimestamp(after_ms / 1000 + 2 * 86_400, UTC)  # past window + grace
+    with EventWriter(settings) as writer:
+        for genre in GENRES:
+            writer.send(WatchRecord(
+                event_id=uuid.uuid4(), user_id=f"heartbeat-{genre}", timestamp=at, started_at=at,
+                movie_id="heartbeat", genre=genre, session_id="heartbeat", device_id="heartbeat",
+                seconds_watched=0, movie_duration_s=1, completion_ratio=0,
+            ))  # fmt: skip
+        # Per-user search windows close per partition of search-events: one heartbeat each.
+        users, n = {}, 0
+        while len(users) < 6:
+            users.setdefault(partition_for_user(f"heartbeat-{n}", 6), f"heartbeat-{n}")
+            n += 1
+        for user in users.values():
+            writer.send(SearchEvent(event_id=uuid.uuid4(), user_id=user, timestamp=at,
+                                    query="heartbeat", result_count=0, device_id="hb"))  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def processed(clean_kafka: Settings, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """Run the simulator, poison, heartbeats; then the app until caught up."""
+    settings = clean_kafka
+    create_topics(settings)
+    events = list(Simulator(CONFIG).events())
+    run_simulation(CONFIG, KafkaSink(settings))
+    out = producer(settings)
+    for topic in ("watch-history", "search-events"):
+        for raw in POISON:
+            out.produce(topic, key=b"u-poison", value=raw)
+    assert out.flush(30) == 0
+    first = run_app(settings, "analytics", timeout=8, options=REPLAY)  # catch up on the run
+    # Only then close its windows: a heartbeat consumed while another partition is still
+    # catching up would make that partition's records late.
+    _heartbeats(settings, max(e.timestamp_ms for e in events))
+    second = run_app(settings, "analytics", timeout=8, options=REPLAY)  # resumes from commits
+    late = {k: first.late_events.get(k, 0) + second.late_events.get(k, 0)
+            for k in {*first.late_events, *second.late_events}}  # fmt: skip
+    summary = RunSummary("analytics", first.dead_letters + second.dead_letters, late)
+    return settings, events, summary
+
+
+def _search_frame(events: list) -> pl.DataFrame:  # type: ignore[type-arg]
+    searches = [e for e in events if e.event_type == "search"]
+    return pl.DataFrame(
+        [(e.user_id, e.timestamp_ms, normalise_query(e.query)) for e in searches],
+        schema=["user_id", "ts", "query"], orient="row",
+    )  # fmt: skip
+
+
+def test_genre_windows_equal_the_batch_computation(processed) -> None:  # type: ignore[no-untyped-def]
+    settings, events, summary = processed
+    frame = watch_frame(events)
+    for output, hop in (("tumbling", None), ("hopping", timedelta(minutes=5))):
+        got = read_results(settings.processed_dir / "genre_watch_time" / output, GENRE_KEYS)
+        expected = batch_windows(frame, ["genre"], timedelta(minutes=30), hop, "seconds")
+        assert got.height == expected.height > 50, output
+        joined = got.join(expected, on=["genre", "window_start_ms"], how="full", coalesce=True)
+        assert joined.filter(pl.col("count").is_null() | pl.col("count_right").is_null()).is_empty()
+        assert (joined["count"] == joined["count_right"]).all(), output
+        # Seconds have one decimal: sums agree exactly at that precision, means to 1e-9.
+        assert ((joined["sum_seconds"] - joined["sum"]).abs() < 1e-6).all(), output
+        mean_gap = (joined["mean_seconds"] - joined["sum"] / joined["count_right"]).abs()
+        assert (mean_gap < 1e-9 * joined["mean_seconds"].abs().clip(lower_bound=1)).all()
+    assert summary.late_events == {}
+
+
+def test_search_totals_and_top_queries_equal_the_batch_computation(processed) -> None:  # type: ignore[no-untyped-def]
+    settings, events, _ = processed
+    frame = _search_frame(events)
+    totals = read_results(settings.processed_dir / "search_volume" / "total", SEARCH_TOTAL_KEYS)
+    expected_totals = batch_windows(frame, [], timedelta(minutes=30), None)
+    assert dict(zip(totals["window_start_ms"], totals["count"], strict=True)) == dict(
+        zip(expected_totals["window_start_ms"], expected_totals["count"], strict=True)
+    )
+    # Top queries of the busiest window, recomputed.
+    busiest = totals.sort("count", descending=True).row(0, named=True)
+    in_window = frame.filter(
+        (pl.col("ts") >= busiest["window_start_ms"])
+        & (pl.col("ts") < busiest["window_start_ms"] + 1_800_000)
+    )
+    counts = in_window.group_by("query").len().sort(["len", "query"], descending=[True, False])
+    assert [q["query"] for q in busiest["top_queries"]] == counts["query"].head(10).to_list()
+
+
+def test_poison_goes_to_dead_letters_and_the_rest_is_processed(processed) -> None:  # type: ignore[no-untyped-def]
+    settings, _, summary = processed
+    # A poison message at the very end of a partition is skipped without a later offset to
+    # commit, so the resumed run may dead-letter it again (at-least-once): count origins.
+    assert summary.dead_letters >= 2 * len(POISON)
+    reader = consumer(settings)
+    reader.assign([TopicPartition("dead-letters", p, 0) for p in range(6)])
+    letters = []
+    for _ in range(10):
+        letters += [
+            json.loads(m.value()) for m in reader.consume(100, timeout=0.5) if not m.error()
+        ]
+    reader.close()
+    distinct = {(d["origin"]["topic"], d["origin"]["partition"], d["origin"]["offset"])
+                for d in letters}  # fmt: skip
+    assert len(distinct) == 2 * len(POISON)
+    origins = {
+        (d["origin"]["topic"], d["value"].get("text") or d["value"].get("base64")) for d in letters
+    }
+    assert len(origins) == 2 * len(POISON)
+    assert all(d["app"] == "analytics" and d["error"] and d["origin"]["offset"] is not None
+               for d in letters)  # fmt: skip
+    missing = next(d for d in letters if d["value"].get("text", "").startswith('{"event_type"'))
+    assert "movie_id" in missing["error"]  # the error names the field
+
+
+def test_a_late_record_is_counted_and_kept(processed) -> None:  # type: ignore[no-untyped-def]
+    """After the heartbeats, event time is two days past the run: an old record is late."""
+    from datetime import UTC, datetime
+
+    settings, events, _ = processed
+    old = datetime.fromtimestamp(min(e.timestamp_ms for e in events) / 1000, UTC)
+    late = WatchRecord(
+        event_id=uuid.uuid4(), user_id="u-late", timestamp=old, started_at=old,
+        movie_id="m-late", genre="drama", session_id="s-late", device_id="d-late",
+        seconds_watched=60, movie_duration_s=600, completion_ratio=0.1,
+    )  # fmt: skip
+    with EventWriter(settings) as writer:
+        writer.send(late)
+    summary = run_app(settings, "analytics", timeout=6, options=REPLAY)
+    # One record, two windows of its genre (tumbling, hopping: it falls in 6 hopping windows
+    # but is reported once per window definition it missed).
+    assert summary.late_events, summary
+    assert summary.dead_letters == 0
+
+    reader = consumer(settings)
+    reader.subscribe(["analytics.late-events"])
+    kept = []
+    for _ in range(20):
+        kept += [json.loads(m.value()) for m in reader.consume(100, timeout=0.5) if not m.error()]
+    reader.close()
+    mine = [k for k in kept if k["value"].get("event_id") == str(late.event_id)]
+    assert mine and all(k["key"] == "drama" and k["late_by_ms"] > 0 for k in mine)
+    assert {k["window"] for k in mine} == set(summary.late_events)
+
+
+def test_lag_command(processed) -> None:  # type: ignore[no-untyped-def]
+    settings, _, _ = processed
+    env = cli_env(settings)
+    caught_up = run_cli("lag", "--group", "movieflix-analytics", env=env)
+    assert caught_up.returncode == 0, caught_up.stderr
+    rows = [line.split("│") for line in caught_up.stdout.splitlines() if line.count("│") > 5]
+    watch = [row for row in rows if row[2].strip() == "watch-history"]
+    assert len(watch) == 6 and all(row[-2].strip() == "0" for row in watch), caught_up.stdout
+
+    out = producer(settings)
+    for _ in range(5):
+        out.produce("search-events", key=b"u-lag", value=b"{}")
+    assert out.flush(30) == 0
+    behind = run_cli("lag", "--group", "movieflix-analytics", "--max-lag", "2", env=env)
+    assert behind.returncode == 1
+    assert "above --max-lag 2" in behind.stderr
+    lagging = [line.split("│") for line in behind.stdout.splitlines() if "search-events" in line]
+    assert sum(int(row[-2].strip().replace(",", "")) for row in lagging) >= 5
