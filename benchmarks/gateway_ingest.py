@@ -21,22 +21,18 @@ import asyncio
 import gc
 import json
 import multiprocessing
-import signal
 import statistics
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import aiohttp
-import httpx
 from common import write_results
 
 from movieflix_lab.config import get_settings
+from movieflix_lab.demo import gateway_process
 from movieflix_lab.events import encode
 from movieflix_lab.kafka.broker import LocalBroker
 from movieflix_lab.kafka.catalog import create_topics
@@ -171,42 +167,6 @@ def _phase(
         out.put(asyncio.run(_closed_loop(url, bodies, 32, args.seconds / 2)))
 
 
-@contextmanager
-def gateway(port: int, workers: int) -> Iterator[None]:
-    """``movieflix-lab serve`` in its own process(es), ready when this yields."""
-    try:  # a leftover server on the port would silently take the load
-        httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-        raise SystemExit(f"port {port} already answers: stop that server or pass --port")
-    except httpx.TransportError:
-        pass
-    server = subprocess.Popen(
-        [sys.executable, "-m", "movieflix_lab", "serve", "--port", str(port),
-         "--workers", str(workers)],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if server.poll() is not None:
-                raise SystemExit(f"the gateway exited with code {server.returncode}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("the gateway did not become ready")
-            time.sleep(0.3)
-        time.sleep(2.0 if workers > 1 else 0)  # let every worker finish starting
-        yield
-    finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-
-
 def _in_second_process(name: str, url: str, bodies: list[bytes], args: argparse.Namespace) -> dict:
     queue: multiprocessing.Queue = multiprocessing.Queue()
     loader = multiprocessing.Process(target=_phase, args=(name, url, bodies, args, queue))
@@ -239,7 +199,7 @@ def main() -> None:
 
     url = f"http://127.0.0.1:{args.port}/v1/events"
     print("gateway (1 worker) under load from a second process…", flush=True)
-    with gateway(args.port, workers=1):
+    with gateway_process(settings, port=args.port, workers=1):
         batch = _in_second_process("batches", url, bodies, args)
         print(f"  batches: {batch['events_per_s']:,.0f} events/s", flush=True)
         repeats = []
@@ -250,7 +210,7 @@ def main() -> None:
     fixed = dict(sorted(repeats, key=lambda r: r["p99_ms"])[len(repeats) // 2])  # the median
     fixed["p99_ms_each"] = [r["p99_ms"] for r in repeats]
     print("gateway (2 workers), batches…", flush=True)
-    with gateway(args.port, workers=2):
+    with gateway_process(settings, port=args.port, workers=2):
         two_workers = _in_second_process("batches", url, bodies, args)
     measured = {"batch_100": batch, "single_fixed_rate": fixed, "single_max": single,
                 "batch_100_two_workers": two_workers}  # fmt: skip

@@ -89,21 +89,30 @@ def _wait_for_catch_up(settings: Settings, group: str, timeout: float = 120.0) -
 
 
 @contextmanager
-def gateway_process(settings: Settings, *, timeout: float = 60.0) -> Iterator[str]:
+def gateway_process(
+    settings: Settings, *, port: int | None = None, workers: int = 1, timeout: float = 60.0
+) -> Iterator[str]:
     """``movieflix-lab serve`` in a child process; yields its URL once ``/readyz`` is 200."""
-    url = f"http://{settings.gateway_host}:{settings.gateway_port}"
+    port = port or settings.gateway_port
+    url = f"http://{settings.gateway_host}:{port}"
+    try:  # a server already on the port would silently take the traffic
+        httpx.get(f"{url}/healthz", timeout=1)
+        raise MovieflixError(f"port {port} already answers: stop that server or pick another")
+    except httpx.TransportError:
+        pass
     process = subprocess.Popen(
-        [sys.executable, "-m", "movieflix_lab", "serve"],
+        [sys.executable, "-m", "movieflix_lab", "serve", "--port", str(port),
+         "--workers", str(workers)],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
-    )
+    )  # fmt: skip
     try:
         deadline = time.monotonic() + timeout
         while True:
             if process.poll() is not None:
                 raise MovieflixError(
                     f"the gateway exited with code {process.returncode} while starting "
-                    f"(is port {settings.gateway_port} free? set MOVIEFLIX_GATEWAY_PORT)"
+                    f"(is port {port} free? set MOVIEFLIX_GATEWAY_PORT)"
                 )
             try:
                 if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
@@ -113,6 +122,8 @@ def gateway_process(settings: Settings, *, timeout: float = 60.0) -> Iterator[st
             if time.monotonic() > deadline:
                 raise MovieflixError(f"the gateway at {url} was not ready within {timeout:.0f} s")
             time.sleep(0.3)
+        if workers > 1:
+            time.sleep(2.0)  # /readyz answered from one worker: let the others finish starting
         yield url
     finally:
         if process.poll() is None:

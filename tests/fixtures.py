@@ -10,6 +10,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -92,6 +93,18 @@ def read_back(settings: Settings, topic: str, event_ids: set[str], timeout: floa
     return found
 
 
+@contextmanager
+def running_broker(home: Path) -> Iterator[Settings]:
+    """A local broker of its own in ``home`` on free ports, stopped on the way out."""
+    settings = local_broker_settings(home)
+    broker = LocalBroker(settings)
+    broker.start()
+    try:
+        yield settings
+    finally:
+        broker.stop()
+
+
 @pytest.fixture(scope="session")
 def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """Settings pointing at a real Kafka cluster for the whole session.
@@ -103,13 +116,8 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     if os.environ.get(ENV_BOOTSTRAP):
         yield Settings()
         return
-    settings = local_broker_settings(tmp_path_factory.mktemp("kafka") / "broker")
-    broker = LocalBroker(settings)
-    broker.start()
-    try:
+    with running_broker(tmp_path_factory.mktemp("kafka") / "broker") as settings:
         yield settings
-    finally:
-        broker.stop()
 
 
 @pytest.fixture

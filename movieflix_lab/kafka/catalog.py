@@ -25,6 +25,7 @@ that stream; the compacted topic is the durable rebuild source.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -299,17 +300,26 @@ def create_topics(
             ],
             operation_timeout=timeout,
         )
+        raced = False
         for spec in missing:
             try:
                 futures[spec.name].result()
                 reports.append(TopicReport(spec.name, "created"))
             except KafkaException as exc:
                 error = exc.args[0]
-                if error.code() != KafkaError.TOPIC_ALREADY_EXISTS:  # lost a race: fine
+                if error.code() != KafkaError.TOPIC_ALREADY_EXISTS:
                     raise TopicError(f"could not create topic {spec.name}: {error.str()}") from None
-                reports.append(TopicReport(spec.name, "exists"))
+                raced = True  # created meanwhile, or not yet in our metadata: compare it below
+        if raced:
+            existing = _existing_partitions(admin, timeout)
 
-    present = [spec for spec in specs if spec.name in existing]
+    created = {report.name for report in reports}
+    present = [spec for spec in specs if spec.name in existing and spec.name not in created]
+    reports += [  # exists on the broker, not yet in any metadata we can read: nothing to compare
+        TopicReport(spec.name, "exists")
+        for spec in specs
+        if spec.name not in existing and spec.name not in created
+    ]
     configs = _topic_configs(admin, (spec.name for spec in present))
     for spec in present:
         diffs = _differences(spec, settings, existing[spec.name], configs[spec.name])
@@ -351,6 +361,31 @@ def _alter(
             _result(future, f"alter configs of {spec.name}")
 
 
+#: Errors a topic shows for a moment after it is created, while its leaders are elected.
+_ELECTING = {
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+}
+
+
+def _offsets(
+    admin: AdminClient, partitions: list[TopicPartition], spec: Any, timeout: float
+) -> dict[tuple[str, int], int]:
+    """Offsets of ``partitions``; retries while a new topic's leaders are being elected."""
+    deadline = time.monotonic() + timeout
+    while True:
+        futures = admin.list_offsets({tp: spec() for tp in partitions})
+        try:
+            return {(tp.topic, tp.partition): f.result().offset for tp, f in futures.items()}
+        except KafkaException as exc:
+            error = exc.args[0]
+            electing = error.retriable() or error.code() in _ELECTING
+            if not electing or time.monotonic() > deadline:
+                raise TopicError(f"could not read offsets: {error.str()}") from None
+            time.sleep(0.25)
+
+
 def describe_topics(
     settings: Settings, *, include_internal: bool = False, timeout: float = 30.0
 ) -> list[TopicDescription]:
@@ -374,12 +409,11 @@ def describe_topics(
     ]
     counts: dict[str, int] = dict.fromkeys(names, 0)
     if partitions:
-        earliest = admin.list_offsets({tp: OffsetSpec.earliest() for tp in partitions})
-        latest = admin.list_offsets({tp: OffsetSpec.latest() for tp in partitions})
+        earliest = _offsets(admin, partitions, OffsetSpec.earliest, timeout)
+        latest = _offsets(admin, partitions, OffsetSpec.latest, timeout)
         for tp in partitions:
-            start = _result(earliest[tp], f"offsets of {tp.topic}").offset
-            end = _result(latest[tp], f"offsets of {tp.topic}").offset
-            counts[tp.topic] += max(0, end - start)
+            key = (tp.topic, tp.partition)
+            counts[tp.topic] += max(0, latest[key] - earliest[key])
 
     catalog_names = {spec.name for spec in all_topics()}
     described = []

@@ -420,7 +420,8 @@ class Simulator:
             heapq.heappush(upcoming, (at + 1 + int(rng.expovariate(rate / HOUR_MS)), scenario))
 
     @staticmethod
-    def _record(incident: Incident, event: EventBase, decisive: bool = False) -> EventBase:
+    def _decisive(incident: Incident, event: EventBase, decisive: bool) -> EventBase:
+        """Mark ``event`` as the incident's decisive one (confirmed once emitted)."""
         if decisive:
             incident.decisive_candidate = event.event_id
         return event
@@ -432,7 +433,7 @@ class Simulator:
         device = f"web-{bot}"
         ip = f"45.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
         incident.entity_id, incident.user_ids = bot, [bot]
-        yield self._record(incident, self._login(ids, bot, t, ip, device, "US", True))
+        yield self._login(ids, bot, t, ip, device, "US", True)
         count = rng.randint(110, 160)
         span = rng.uniform(150_000, 280_000)
         session = ids.session()
@@ -441,25 +442,27 @@ class Simulator:
             movie = rng.choice(self.world.movies)
             common = {"user_id": bot, "movie_id": movie.movie_id, "session_id": session}
             play = PlayEvent(event_id=ids.event(), timestamp=_ts(at), device_id=device, **common)
-            yield self._record(incident, play, decisive=i == 99)
+            yield self._decisive(incident, play, i == 99)
             stop_at = at + int(span / count / 2)
             seconds = (stop_at - at) / 1000
-            yield self._record(
-                incident,
-                StopEvent(
-                    event_id=ids.event(), timestamp=_ts(stop_at), device_id=device,
-                    position_s=seconds, **common,
-                ),
-            )  # fmt: skip
-            yield self._record(
-                incident,
-                WatchRecord(
-                    event_id=ids.event(), timestamp=_ts(stop_at), started_at=_ts(at),
-                    genre=movie.genre, device_id=device, seconds_watched=seconds,
-                    movie_duration_s=movie.duration_s,
-                    completion_ratio=round(min(1.0, seconds / movie.duration_s), 4), **common,
-                ),
-            )  # fmt: skip
+            yield StopEvent(
+                event_id=ids.event(),
+                timestamp=_ts(stop_at),
+                device_id=device,
+                position_s=seconds,
+                **common,
+            )
+            yield WatchRecord(
+                event_id=ids.event(),
+                timestamp=_ts(stop_at),
+                started_at=_ts(at),
+                genre=movie.genre,
+                device_id=device,
+                seconds_watched=seconds,
+                movie_duration_s=movie.duration_s,
+                completion_ratio=round(min(1.0, seconds / movie.duration_s), 4),
+                **common,
+            )
 
     def _credential_stuffing(self, incident: Incident, t: int) -> Generator[EventBase, None, None]:
         rng = self._rng(incident.incident_id)
@@ -481,7 +484,7 @@ class Simulator:
             login = self._login(
                 ids, user_id, t + int(i * span / accounts), ip, device, "NL", success, reason
             )
-            yield self._record(incident, login, decisive=i == 49)
+            yield self._decisive(incident, login, i == 49)
 
     def _account_takeover(self, incident: Incident, t: int) -> Generator[EventBase, None, None]:
         rng = self._rng(incident.incident_id)
@@ -493,28 +496,21 @@ class Simulator:
         device = f"web-ato-{rng.getrandbits(32):08x}"
         incident.entity_id, incident.user_ids = victim.user_id, [victim.user_id]
         login = self._login(ids, victim.user_id, t, ip, device, country, True)
-        yield self._record(incident, login, decisive=True)
+        yield self._decisive(incident, login, True)
         t += rng.randint(10_000, 60_000)
         disliked = sorted(range(len(GENRES)), key=lambda g: victim.taste[g])[:4]
         session = ids.session()
         for _ in range(rng.randint(3, 6)):
-            yield self._record(
-                incident,
-                self._search(ids, victim.user_id, t, device, rng, GENRES[rng.choice(disliked)]),
-            )
+            yield self._search(ids, victim.user_id, t, device, rng, GENRES[rng.choice(disliked)])
             t += rng.randint(3_000, 15_000)
         for _ in range(rng.randint(12, 25)):
             movie = self.world.pick_movie(rng, GENRES[rng.choice(disliked)])
             completion = rng.uniform(30, 200) / movie.duration_s
-            viewing = self._viewing(
+            t = yield from self._viewing(
                 victim.user_id, movie, t, completion, session, device, rng, ids,
                 interruptions=False,
             )  # fmt: skip
-            try:
-                while True:
-                    yield self._record(incident, next(viewing))
-            except StopIteration as done:
-                t = int(done.value) + rng.randint(2_000, 20_000)
+            t += rng.randint(2_000, 20_000)
 
     def _human_binger(self, incident: Incident, t: int) -> Generator[EventBase, None, None]:
         rng = self._rng(incident.incident_id)
@@ -528,15 +524,11 @@ class Simulator:
         for _ in range(rng.randint(12, 16)):
             movie = rng.choice(series)
             completion = min(1.0, rng.uniform(180, 270) / movie.duration_s)
-            viewing = self._viewing(
+            t = yield from self._viewing(
                 user.user_id, movie, t, completion, session, device, rng, ids,
                 interruptions=False,
             )  # fmt: skip
-            try:
-                while True:
-                    yield self._record(incident, next(viewing))
-            except StopIteration as done:
-                t = int(done.value) + rng.randint(5_000, 30_000)
+            t += rng.randint(5_000, 30_000)
 
     def _shared_ip(self, incident: Incident, t: int) -> Generator[EventBase, None, None]:
         rng = self._rng(incident.incident_id)
@@ -550,4 +542,4 @@ class Simulator:
             login = self._login(
                 ids, user.user_id, t + int(offset), ip, user.devices[0], user.country, True
             )
-            yield self._record(incident, login)
+            yield login

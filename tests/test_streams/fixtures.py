@@ -10,20 +10,14 @@ import pytest
 
 from movieflix_lab.config import Settings
 from movieflix_lab.events import EventBase
-from movieflix_lab.kafka.broker import LocalBroker
-from tests.fixtures import local_broker_settings
+from tests.fixtures import running_broker
 
 
 @pytest.fixture(scope="module")
 def clean_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """A broker whose topics hold only what the module's tests put there."""
-    settings = local_broker_settings(tmp_path_factory.mktemp("streams") / "broker")
-    broker = LocalBroker(settings)
-    broker.start()
-    try:
+    with running_broker(tmp_path_factory.mktemp("streams") / "broker") as settings:
         yield settings
-    finally:
-        broker.stop()
 
 
 def _ms(span: timedelta) -> int:
