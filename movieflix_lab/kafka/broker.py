@@ -218,8 +218,14 @@ def _port_in_use(host: str, port: int) -> bool:
 
 
 def _random_cluster_id() -> str:
-    """A cluster id as Kafka's ``Uuid.randomUuid()`` prints it (base64url, 22 chars)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A cluster id as Kafka's ``Uuid.randomUuid()`` makes it (base64url, 22 chars).
+
+    Like Kafka's, it never starts with ``-``: a command line would read that as an option.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 # --- the broker ----------------------------------------------------------------------
@@ -406,8 +412,7 @@ class LocalBroker:
                 *jvm,
                 "kafka.tools.StorageTool",
                 "format",
-                "--cluster-id",
-                _random_cluster_id(),
+                f"--cluster-id={_random_cluster_id()}",
                 "--config",
                 str(self.properties_file),
                 "--ignore-formatted",

@@ -143,3 +143,12 @@ def test_external_cluster_never_starts_the_local_broker(own_broker: Settings) ->
 )
 def test_java_version_parsing(output: str, major: int) -> None:
     assert _java_major(output) == major
+
+
+def test_cluster_ids_never_look_like_an_option() -> None:
+    """A base64url id starts with '-' one time in 64; the storage tool would read an option."""
+    from movieflix_lab.kafka.broker import _random_cluster_id
+
+    ids = [_random_cluster_id() for _ in range(5000)]
+    assert not any(i.startswith("-") for i in ids)
+    assert all(len(i) == 22 for i in ids) and len(set(ids)) == len(ids)
