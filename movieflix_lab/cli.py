@@ -359,6 +359,7 @@ def stream(
     """Run a stream app (Quix Streams) until Ctrl-C, or until --timeout of quiet."""
     from datetime import timedelta
 
+    from movieflix_lab.kafka.client import wait_until_reachable
     from movieflix_lab.streams.genre_watch_time import GenreWatchTimeOptions
     from movieflix_lab.streams.runner import APPS, AnalyticsOptions, run_app
     from movieflix_lab.streams.search_volume import SearchVolumeOptions
@@ -370,7 +371,7 @@ def stream(
     if name not in APPS:
         raise typer.BadParameter(f"unknown app {name!r}; known: {', '.join(APPS)}, all")
     s = settings()
-    wait_until_reachable_or_fail(s)
+    wait_until_reachable(s)
     options = AnalyticsOptions(
         genre=GenreWatchTimeOptions(grace=timedelta(seconds=grace)),
         search=SearchVolumeOptions(grace=timedelta(seconds=grace)),
@@ -383,12 +384,6 @@ def stream(
     console.print(f"stopped: {summary.dead_letters} dead letters, {late} late events")
 
 
-def wait_until_reachable_or_fail(s: Settings) -> None:
-    from movieflix_lab.kafka.client import wait_until_reachable
-
-    wait_until_reachable(s)
-
-
 @app.command("lag")
 def lag(
     group: Annotated[
@@ -399,10 +394,11 @@ def lag(
     ] = None,
 ) -> None:
     """Consumer lag per group, topic and partition (committed vs log-end offset)."""
+    from movieflix_lab.kafka.client import wait_until_reachable
     from movieflix_lab.kafka.lag import consumer_lag
 
     s = settings()
-    wait_until_reachable_or_fail(s)
+    wait_until_reachable(s)
     rows = consumer_lag(s, group)
     table = Table(title=f"consumer lag on {s.bootstrap_servers}")
     for column in ("group", "topic", "partition", "committed", "log end", "lag"):

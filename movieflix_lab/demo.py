@@ -51,6 +51,17 @@ class DemoResult:
     analytics_lag: int = 0
 
 
+def _interrupt(process: subprocess.Popen[bytes], *, timeout: float) -> None:
+    """Stop a child as Ctrl-C would (uvicorn and Quix shut down cleanly); kill if it hangs."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 @contextmanager
 def stream_process(settings: Settings, app: str = "analytics") -> Iterator[None]:
     """``movieflix-lab stream APP`` in a child process, stopped with Ctrl-C's signal."""
@@ -64,13 +75,7 @@ def stream_process(settings: Settings, app: str = "analytics") -> Iterator[None]
         if process.poll() is not None:
             raise MovieflixError(f"the {app} stream app exited with code {process.returncode}")
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        _interrupt(process, timeout=60)
 
 
 def _wait_for_catch_up(settings: Settings, group: str, timeout: float = 120.0) -> int:
@@ -126,13 +131,7 @@ def gateway_process(
             time.sleep(2.0)  # /readyz answered from one worker: let the others finish starting
         yield url
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)  # uvicorn shuts down gracefully on SIGINT
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        _interrupt(process, timeout=30)
 
 
 def _summarise_windows(settings: Settings, result: DemoResult) -> None:

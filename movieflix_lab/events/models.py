@@ -24,7 +24,7 @@ Examples
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar, Literal, TypeAlias
+from typing import Annotated, Any, ClassVar, Literal, TypeAlias, get_args
 from uuid import UUID
 
 from pydantic import (
@@ -40,7 +40,6 @@ from pydantic import (
 __all__ = [
     "EVENT_MODELS",
     "Event",
-    "EventType",
     "LoginEvent",
     "PauseEvent",
     "PlayEvent",
@@ -202,17 +201,7 @@ Event: TypeAlias = Annotated[
 ]
 """Any event; ``event_type`` picks the model."""
 
+#: The model of each ``event_type``, read off the union so the two cannot disagree.
 EVENT_MODELS: dict[str, type[EventBase]] = {
-    model.model_fields["event_type"].default: model
-    for model in (
-        PlayEvent,
-        PauseEvent,
-        SeekEvent,
-        StopEvent,
-        RateEvent,
-        SearchEvent,
-        LoginEvent,
-        WatchRecord,
-    )
+    model.model_fields["event_type"].default: model for model in get_args(get_args(Event)[0])
 }
-EventType: TypeAlias = Literal["play", "pause", "seek", "stop", "rate", "search", "login", "watch"]

@@ -177,8 +177,7 @@ def test_a_late_record_is_counted_and_kept(processed) -> None:  # type: ignore[n
     with EventWriter(settings) as writer:
         writer.send(late)
     summary = run_app(settings, "analytics", timeout=6, options=REPLAY)
-    # One record, two windows of its genre (tumbling, hopping: it falls in 6 hopping windows
-    # but is reported once per window definition it missed).
+    # The record missed its tumbling window and its hopping windows: each is reported.
     assert summary.late_events, summary
     assert summary.dead_letters == 0
 
