@@ -17,10 +17,12 @@ help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "; printf "MovieFlix Lab targets:\n"} \
 	  /^[a-zA-Z_.-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-sysdeps: ## Install missing system packages (Java 17, Maven) with apt-get when root.
+sysdeps: ## Install missing system packages (Java 17, Maven, PostgreSQL) with apt-get when root.
 	@missing=""
 	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"
 	command -v mvn  >/dev/null || missing="$$missing maven"
+	command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+	  missing="$$missing postgresql"
 	if [ -n "$$missing" ]; then
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
 	    echo "installing:$$missing"
@@ -59,6 +61,7 @@ lab: setup ## Start JupyterLab with the movieflix-lab kernel.
 
 bench: setup ## Run the benchmarks; results in reports/benchmarks/.
 	@$(BIN)/python benchmarks/gateway_ingest.py
+	$(BIN)/python benchmarks/stream_catchup.py
 
 check: $(INSTALLED) ## Lint and type-check (ruff, mypy).
 	@$(BIN)/ruff check movieflix_lab tests benchmarks scripts

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -234,6 +236,13 @@ def simulate(
     via_gateway: Annotated[
         str | None, typer.Option(help="POST to the gateway at this URL instead of --out.")
     ] = None,
+    start: Annotated[
+        datetime | None,
+        typer.Option(
+            formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z", "%Y-%m-%d"],
+            help="Simulated start, e.g. 2026-11-23T18:00+00:00 (default: the last 18:00 UTC).",
+        ),
+    ] = None,
     rate: Annotated[float | None, typer.Option(min=0.1, help="Events per second.")] = None,
     speedup: Annotated[
         float | None, typer.Option(min=0.001, help="Simulated seconds per wall second.")
@@ -266,7 +275,10 @@ def simulate(
         activity=activity,
         incident_rates=_incident_rates(incident or []),
     )
+    if start is not None:
+        config = replace(config, start=start if start.tzinfo else start.replace(tzinfo=UTC))
     run_name = f"seed{seed}-u{users}-" + (f"{events}ev" if events else f"{config.minutes:g}min")
+    run_name += f"-{config.start:%Y%m%dT%H%M}"
     labels = labels_dir or s.raw_dir / "simulations" / run_name
     to_stdout = via_gateway is None and out is Output.jsonl and path is None
     sink: Any
@@ -343,7 +355,10 @@ def _run_all(args: list[str]) -> None:
 def stream(
     name: Annotated[str, typer.Argument(help="analytics, or all (one process per app).")],
     timeout: Annotated[
-        float, typer.Option(min=0, help="Stop after this many seconds without new messages.")
+        float,
+        typer.Option(
+            min=0, help="Stop once caught up and this many seconds pass without new messages."
+        ),
     ] = 0.0,
     guarantee: Annotated[
         Guarantee, typer.Option(help="Processing guarantee.")
@@ -381,7 +396,8 @@ def stream(
         s, name, timeout=timeout, guarantee=guarantee.value, instance=instance, options=options
     )
     late = sum(summary.late_events.values())
-    console.print(f"stopped: {summary.dead_letters} dead letters, {late} late events")
+    left = f", {summary.outstanding:,} records left to read" if summary.outstanding else ""
+    console.print(f"stopped: {summary.dead_letters} dead letters, {late} late events{left}")
 
 
 @app.command("lag")
@@ -503,6 +519,8 @@ def demo(
                 + (f"; longest watched: {result.top_genre}" if result.top_genre else ""),
             )
             table.add_row("analytics lag", f"{result.analytics_lag:,}")
+            for name, rows in result.postgres_rows.items():
+                table.add_row(f"  PostgreSQL {name}", f"{rows:,} rows")
             table.add_row("gateway", result.gateway_url)
             bar.console.print(table)
 

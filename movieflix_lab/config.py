@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     # --- stream apps ------------------------------------------------------------------
     #: Seconds between checkpoints (offset commits, sink flushes, state changelog).
     stream_commit_interval_s: float = Field(5.0, gt=0)
+    #: PostgreSQL sink of the stream apps (window results, watch-history rows); off if unset.
+    #: A libpq connection string, e.g. ``postgresql://user:pass@host:5432/movieflix``.
+    postgres_dsn: SecretStr | None = None
     #: Consumer groups are ``<prefix><app>``: another prefix runs an independent copy.
     stream_group_prefix: str = "movieflix-"
 
@@ -84,6 +87,8 @@ class Settings(BaseSettings):
     # --- the local broker --------------------------------------------------------------
     local_kafka_host: str = "127.0.0.1"
     local_kafka_port: int = Field(9092, ge=1, le=65535)
+    #: The demo's own PostgreSQL server (data/postgres), when no postgres_dsn is set.
+    local_postgres_port: int = Field(54329, ge=1, le=65535)
     local_controller_port: int = Field(9093, ge=1, le=65535)
     #: Broker storage, logs and pid file. Defaults to ``data/kafka``.
     kafka_data_dir: Path | None = None

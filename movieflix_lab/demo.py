@@ -1,20 +1,23 @@
 """The main job end to end, as ``movieflix-lab demo`` / ``make demo`` runs it.
 
-Starts the local broker (unless a cluster is configured), creates the topics, starts the
-gateway in its own process, sends seeded traffic through it, shows the topics and a summary,
-then serves until Ctrl-C (or returns at once with ``exit_after``). Everything it started is
-stopped on the way out; a broker that was already running is left running.
+Starts the local broker (unless a cluster is configured), creates the topics, starts a local
+PostgreSQL server for the stream app's sink (unless one is configured), the analytics stream
+app and the gateway in their own processes, sends seeded traffic through the gateway, shows
+the topics and a summary, then serves until Ctrl-C (or returns at once with ``exit_after``).
+Everything it started is stopped on the way out; a broker that was already running is left
+running.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -49,6 +52,8 @@ class DemoResult:
     #: The genre with the longest mean watch time in the latest closed window.
     top_genre: str | None = None
     analytics_lag: int = 0
+    #: Rows per PostgreSQL table, when the PostgreSQL sink ran.
+    postgres_rows: dict[str, int] = field(default_factory=dict)
 
 
 def _interrupt(process: subprocess.Popen[bytes], *, timeout: float) -> None:
@@ -63,12 +68,16 @@ def _interrupt(process: subprocess.Popen[bytes], *, timeout: float) -> None:
 
 
 @contextmanager
-def stream_process(settings: Settings, app: str = "analytics") -> Iterator[None]:
+def stream_process(
+    settings: Settings, app: str = "analytics", *, postgres_dsn: str | None = None
+) -> Iterator[None]:
     """``movieflix-lab stream APP`` in a child process, stopped with Ctrl-C's signal."""
+    env = {**os.environ, **({"MOVIEFLIX_POSTGRES_DSN": postgres_dsn} if postgres_dsn else {})}
     process = subprocess.Popen(
         [sys.executable, "-m", "movieflix_lab", "stream", app],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
+        env=env,
     )
     try:
         yield
@@ -78,19 +87,54 @@ def stream_process(settings: Settings, app: str = "analytics") -> Iterator[None]
         _interrupt(process, timeout=60)
 
 
-def _wait_for_catch_up(settings: Settings, group: str, timeout: float = 120.0) -> int:
-    """Wait until ``group`` has no lag on its source topics; returns the lag left."""
-    from movieflix_lab.kafka.lag import consumer_lag
+def _wait_for_catch_up(settings: Settings, app: str, timeout: float = 120.0) -> int:
+    """Wait until ``app`` has read everything (repartition topics too); returns what is left."""
+    from movieflix_lab.streams.runner import outstanding
 
     deadline = time.monotonic() + timeout
-    lag = -1
+    left = -1
     while time.monotonic() < deadline:
-        rows = [r for r in consumer_lag(settings, [group]) if not r.topic.startswith("repartition")]
-        lag = sum(r.lag for r in rows)
-        if rows and lag == 0:
+        left = outstanding(settings, app, "at-least-once")
+        if left == 0:
             return 0
         time.sleep(1.0)
-    return lag
+    return left
+
+
+@contextmanager
+def postgres_sink(settings: Settings, say: Say) -> Iterator[str | None]:
+    """The PostgreSQL DSN for the stream app: the configured one, else a local server of the
+    demo's own (data/postgres), else None (the sink is then off, and the demo says why)."""
+    from movieflix_lab.sinks.local_postgres import LocalPostgres
+
+    if settings.postgres_dsn is not None:
+        say("PostgreSQL sink: the configured MOVIEFLIX_POSTGRES_DSN")
+        yield settings.postgres_dsn.get_secret_value()
+        return
+    server = LocalPostgres(settings.data_dir / "postgres", settings.local_postgres_port)
+    try:
+        dsn = server.start()
+    except MovieflixError as exc:
+        say(f"PostgreSQL sink off: {exc}")
+        yield None
+        return
+    say(f"PostgreSQL sink: a local server at {dsn}")
+    try:
+        yield dsn
+    finally:
+        server.stop()
+
+
+def _postgres_rows(dsn: str) -> dict[str, int]:
+    import psycopg
+
+    from movieflix_lab.sinks.postgres import TABLES
+
+    with psycopg.connect(dsn) as connection:
+        return {
+            name: connection.execute(f"SELECT count(*) FROM {name}").fetchone()[0]  # type: ignore[index]
+            for name in TABLES
+        }
 
 
 @contextmanager
@@ -174,7 +218,11 @@ def run_demo(
         created = sum(r.status == "created" for r in reports)
         say(f"topics: {len(reports)} in the catalog, {created} created")
 
-        with stream_process(settings), gateway_process(settings) as url:
+        with (
+            postgres_sink(settings, say) as dsn,
+            stream_process(settings, postgres_dsn=dsn),
+            gateway_process(settings) as url,
+        ):
             say("analytics stream app started (genre watch time, search volume)")
             say(f"gateway ready at {url}")
             config = SimulationConfig(
@@ -196,11 +244,14 @@ def run_demo(
                 f"({simulated.events_per_second:,.0f}/s), {simulated.incidents} labelled "
                 f"incidents in {labels}"
             )
-            lag = _wait_for_catch_up(settings, f"{settings.stream_group_prefix}analytics")
+            lag = _wait_for_catch_up(settings, "analytics")
             counts = {d.name: d.messages for d in describe_topics(settings) if d.in_catalog}
             result = DemoResult(url, simulated.events, simulated.incidents, labels, counts)
             result.analytics_lag = lag
             _summarise_windows(settings, result)
+            if dsn is not None:
+                time.sleep(settings.stream_commit_interval_s + 1)  # the sink writes at checkpoints
+                result.postgres_rows = _postgres_rows(dsn)
             summary(result)
             if not options.exit_after and wait_for_interrupt is not None:
                 say(f"serving at {url} (docs at {url}/docs); Ctrl-C to stop")

@@ -17,7 +17,8 @@ def fresh(tmp_path: Path) -> Settings:
 
 
 def test_demo_runs_end_to_end_and_cleans_up(fresh: Settings) -> None:
-    env = cli_env(fresh, MOVIEFLIX_GATEWAY_PORT=str(fresh.gateway_port))
+    env = cli_env(fresh, MOVIEFLIX_GATEWAY_PORT=str(fresh.gateway_port),
+                  MOVIEFLIX_LOCAL_POSTGRES_PORT=str(free_port()))  # fmt: skip
     result = run_cli("demo", "--exit", "--users", "300", "--minutes", "60", env=env, timeout=300)
     assert result.returncode == 0, result.stderr
     out = result.stdout
@@ -29,6 +30,12 @@ def test_demo_runs_end_to_end_and_cleans_up(fresh: Settings) -> None:
     assert int(windows.split("│")[2].split()[0]) > 0, windows
     lag = next(line for line in out.splitlines() if "analytics lag" in line)
     assert lag.split("│")[2].strip() == "0", lag
+    # The PostgreSQL sink ran on a local server of the demo's own (Debian's postgresql).
+    assert "PostgreSQL sink: a local server" in out
+    rows = {line.split("│")[1].split()[-1]: int(line.split("│")[2].split()[0].replace(",", ""))
+            for line in out.splitlines() if "PostgreSQL " in line and "│" in line}  # fmt: skip
+    assert rows["watch_history"] > 100 and rows["genre_watch_time"] > 0, rows
+    assert not (fresh.data_dir / "postgres" / "data" / "postmaster.pid").exists()  # stopped
 
     labels = fresh.raw_dir / "simulations" / "demo-seed42"
     manifest = json.loads((labels / "manifest.json").read_text())

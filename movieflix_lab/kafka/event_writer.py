@@ -18,6 +18,7 @@ from quixstreams.kafka import Producer
 from movieflix_lab.config import Settings
 from movieflix_lab.events.codec import encode
 from movieflix_lab.events.models import EventBase
+from movieflix_lab.exceptions import MovieflixError
 from movieflix_lab.kafka.catalog import (
     LOGIN_EVENTS,
     SEARCH_EVENTS,
@@ -93,6 +94,12 @@ class EventWriter:
             **options,
         )
         self._partitions: dict[str, int] = {}
+        #: Delivery errors of events sent without a callback of their own.
+        self.failures: list[str] = []
+
+    def _record_failure(self, error: KafkaError | None, message: Any) -> None:
+        if error is not None:
+            self.failures.append(f"{message.topic()}: {error.str()}")
 
     def partitions_of(self, topic: str) -> int:
         count = self._partitions.get(topic)
@@ -115,7 +122,7 @@ class EventWriter:
             key=where.key,
             partition=where.partition,
             timestamp=event.timestamp_ms,
-            on_delivery=on_delivery,
+            on_delivery=on_delivery or self._record_failure,
         )
         return where
 
@@ -137,5 +144,11 @@ class EventWriter:
     def __enter__(self) -> EventWriter:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.flush(30)
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        """Flush; raise if an event sent without a callback was not delivered."""
+        remaining = self.flush(30)
+        if exc_type is None and (remaining or self.failures):
+            first = self.failures[0] if self.failures else "delivery timed out"
+            raise MovieflixError(
+                f"{len(self.failures) + remaining} event(s) not delivered; first: {first}"
+            )

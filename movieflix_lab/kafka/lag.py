@@ -12,6 +12,7 @@ native code) with confluent-kafka 2.12 against Kafka 4.3.1 on this kit's machine
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
@@ -60,9 +61,17 @@ def _committed(
 
 
 def consumer_lag(
-    settings: Settings, groups: list[str] | None = None, *, timeout: float = 30.0
+    settings: Settings,
+    groups: list[str] | None = None,
+    *,
+    also: Callable[[str], bool] | None = None,
+    timeout: float = 30.0,
 ) -> list[PartitionLag]:
-    """Lag per group, topic and partition; by default of every ``movieflix-*`` group."""
+    """Lag per group, topic and partition; by default of every ``movieflix-*`` group.
+
+    A group's topics are those it has committed offsets on, plus those ``also`` accepts (a
+    group that has not committed yet on a topic it reads lags by all the topic holds).
+    """
     admin = admin_client(settings)
     try:
         if groups is None:
@@ -78,9 +87,14 @@ def consumer_lag(
         committed: dict[tuple[str, str, int], int | None] = {}
         for group in groups:
             offsets = _committed(settings, group, every, timeout) if every else []
+            # The group's topics are those it has committed on; every partition of them
+            # counts (one never committed lags by all it holds).
+            read = {tp.topic for tp in offsets if tp.offset >= 0}
             for tp in offsets:
-                if tp.offset >= 0:  # only partitions the group has committed
-                    committed[(group, tp.topic, tp.partition)] = tp.offset
+                if tp.topic in read or (also is not None and also(tp.topic)):
+                    committed[(group, tp.topic, tp.partition)] = (
+                        tp.offset if tp.offset >= 0 else None
+                    )
         partitions = sorted({(topic, partition) for _, topic, partition in committed})
         if not partitions:
             return []

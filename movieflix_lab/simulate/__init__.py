@@ -9,6 +9,7 @@ from movieflix_lab.simulate.traffic import (
     Incident,
     SimulationConfig,
     Simulator,
+    last_evening,
 )
 from movieflix_lab.simulate.world import GENRES, Movie, User, World, build_world
 
@@ -29,5 +30,6 @@ __all__ = [
     "User",
     "World",
     "build_world",
+    "last_evening",
     "run_simulation",
 ]

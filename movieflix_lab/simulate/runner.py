@@ -7,13 +7,16 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from movieflix_lab.simulate.outputs import EventSink
+from movieflix_lab.exceptions import MovieflixError
+from movieflix_lab.kafka.catalog import CATALOG
+from movieflix_lab.simulate.outputs import EventSink, GatewaySink, KafkaSink
 from movieflix_lab.simulate.traffic import SimulationConfig, Simulator
 
-__all__ = ["SimulationResult", "run_simulation", "write_ground_truth"]
+__all__ = ["SimulationResult", "check_retention", "run_simulation", "write_ground_truth"]
 
 #: Called every few thousand events with (events so far, simulated minutes so far).
 ProgressCallback = Callable[[int, float], None]
@@ -33,6 +36,50 @@ class SimulationResult:
         return self.events / self.wall_seconds if self.wall_seconds else 0.0
 
 
+def check_retention(config: SimulationConfig, now_ms: int | None = None) -> None:
+    """Refuse a simulation Kafka would delete, or refuse, as it is written.
+
+    Time-based retention counts from each record's timestamp (here, event time): events
+    older than a topic's retention go at the broker's next check, every 5 minutes. And the
+    broker refuses records more than an hour ahead of its clock
+    (``log.message.timestamp.after.max.ms``).
+
+    >>> from datetime import datetime, UTC
+    >>> old = SimulationConfig(start=datetime(2026, 3, 2, 18, tzinfo=UTC), minutes=60)
+    >>> check_retention(old, now_ms=int(datetime(2026, 3, 3, tzinfo=UTC).timestamp() * 1000))
+    >>> check_retention(old, now_ms=int(datetime(2026, 11, 24, tzinfo=UTC).timestamp() * 1000))
+    Traceback (most recent call last):
+    ...
+    movieflix_lab.exceptions.MovieflixError: ... but Kafka keeps user-interactions for 7 days...
+    >>> check_retention(old, now_ms=int(datetime(2026, 3, 2, 17, tzinfo=UTC).timestamp() * 1000))
+    Traceback (most recent call last):
+    ...
+    movieflix_lab.exceptions.MovieflixError: the simulation ends ..., 2.0 hours ahead of now; ...
+    """
+    now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+    start_ms = int(config.start.timestamp() * 1000)
+    age_ms = now_ms - start_ms
+    for spec in CATALOG:
+        retention = spec.config.get("retention.ms")
+        deletes = "delete" in spec.config.get("cleanup.policy", "")
+        # 0.9: leave the run some time before the deletion
+        if deletes and retention and retention != "-1" and age_ms > int(retention) * 0.9:
+            raise MovieflixError(
+                f"the simulation starts {config.start.isoformat()}, "
+                f"{age_ms / 86_400_000:.1f} days ago, but Kafka keeps {spec.name} for "
+                f"{int(retention) / 86_400_000:g} days and would delete its events within "
+                "minutes: give a later --start"
+            )
+    if config.minutes is not None:
+        end = config.start + timedelta(minutes=config.minutes)
+        ahead_ms = int(end.timestamp() * 1000) - now_ms
+        if ahead_ms > 3_600_000:
+            raise MovieflixError(
+                f"the simulation ends {end.isoformat()}, {ahead_ms / 3_600_000:.1f} hours ahead "
+                "of now; Kafka refuses records over an hour ahead: give an earlier --start"
+            )
+
+
 def run_simulation(
     config: SimulationConfig,
     sink: EventSink,
@@ -50,6 +97,8 @@ def run_simulation(
     """
     if rate is not None and speedup is not None:
         raise ValueError("give rate or speedup, not both")
+    if isinstance(sink, KafkaSink | GatewaySink):
+        check_retention(config)
     simulator = Simulator(config)
     result = SimulationResult(labels_dir=labels_dir)
     started = time.monotonic()

@@ -30,7 +30,7 @@ import random
 import uuid
 from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
@@ -53,6 +53,7 @@ __all__ = [
     "Incident",
     "SimulationConfig",
     "Simulator",
+    "last_evening",
 ]
 
 MINUTE_MS = 60_000
@@ -83,6 +84,24 @@ _MEAN_RHYTHM = sum(DAILY_RHYTHM) / len(DAILY_RHYTHM)
 _QUERY_WORDS = ("new", "best", "top", "classic", "4k", "season", "movie", "series", "award")
 
 
+def last_evening(now: datetime | None = None) -> datetime:
+    """The default start of a simulation: the last 18:00 UTC at least a day ago.
+
+    Recent, because Kafka deletes by record time: events dated months ago, written to a
+    topic that keeps 7 days, go at the broker's next retention check (every 5 minutes),
+    under a running consumer's feet. And in the past, because the broker refuses records
+    more than an hour ahead of its clock: a day of simulated traffic fits.
+
+    >>> last_evening(datetime(2026, 11, 24, 3, 0, tzinfo=UTC)).isoformat()
+    '2026-11-22T18:00:00+00:00'
+    >>> last_evening(datetime(2026, 11, 24, 19, 5, tzinfo=UTC)).isoformat()
+    '2026-11-23T18:00:00+00:00'
+    """
+    day_ago = (now or datetime.now(UTC)).astimezone(UTC) - timedelta(days=1)
+    evening = day_ago.replace(hour=18, minute=0, second=0, microsecond=0)
+    return evening if evening <= day_ago else evening - timedelta(days=1)
+
+
 @dataclass(frozen=True)
 class SimulationConfig:
     """What to simulate. ``minutes`` bounds simulated time, ``events`` the event count."""
@@ -92,8 +111,9 @@ class SimulationConfig:
     movies: int = 2000
     minutes: float | None = 60.0
     events: int | None = None
-    #: An evening (the busiest hours), so short runs see realistic traffic.
-    start: datetime = datetime(2026, 3, 2, 18, tzinfo=UTC)
+    #: An evening (the busiest hours), so short runs see realistic traffic; by default
+    #: :func:`last_evening`. Pin it to replay the same events on another day.
+    start: datetime = field(default_factory=lambda: last_evening())
     incident_rates: Mapping[str, float] = field(default_factory=lambda: DEFAULT_INCIDENT_RATES)
     #: Scales every user's sessions per day (denser traffic without more users).
     activity: float = 1.0

@@ -35,6 +35,7 @@ __all__ = [
     "LateEvents",
     "SinkFactory",
     "StreamApp",
+    "group_name",
     "stream_application",
 ]
 
@@ -42,8 +43,8 @@ logger = logging.getLogger(__name__)
 
 Guarantee = Literal["at-least-once", "exactly-once"]
 
-#: Given an output's name (``tumbling``, ``hopping``, ...), the sink for it, or None.
-SinkFactory: TypeAlias = Callable[[str], BaseSink | None]
+#: Given an output's name (``tumbling``, ``hopping``, ``rows``...), the sinks for it.
+SinkFactory: TypeAlias = Callable[[str], list[BaseSink]]
 
 LATE_EVENTS_TOPIC = "analytics.late-events"
 
@@ -66,6 +67,8 @@ class DeadLetters:
         self.app_name = app_name
         self.count = 0
         self._producer = producer(settings, **{"linger.ms": 0})
+        #: Marks a message processed in the app's checkpoint (set by stream_application).
+        self.store_offset: Callable[..., None] | None = None
 
     def send(
         self,
@@ -114,6 +117,12 @@ class DeadLetters:
             value=message.value(),
             timestamp_ms=timestamp,
         )
+        # Quix skips the message but records no offset for it: a poison message last in its
+        # partition would hold the group's lag above 0 and be dead-lettered again on restart.
+        if self.store_offset is not None:
+            self.store_offset(
+                topic=message.topic(), partition=message.partition(), offset=message.offset()
+            )
         return True
 
     def on_processing_error(self, exc: Exception, row: Row | None, log: logging.Logger) -> bool:
@@ -192,6 +201,27 @@ class StreamApp:
     state_dir: Path
 
 
+def _transactional(settings: Settings, name: str, instance: str, interval: float) -> dict[str, Any]:
+    """Exactly-once producer settings: a stable ``transactional.id`` per instance.
+
+    Quix would draw a random id per process, so nothing fences a killed instance: its open
+    transaction holds every read_committed reader of its partitions at the last stable
+    offset until the broker times it out. With a stable id, the restarted instance's
+    ``init_transactions`` aborts it at once. The timeout (as Kafka Streams' 10 s, but at
+    least four commit intervals) bounds the wait when a killed instance is not restarted.
+    """
+    timeout_ms = max(10_000, int(4 * interval * 1000))
+    return {
+        "transactional.id": f"{group_name(settings, name)}-{instance}",
+        "transaction.timeout.ms": timeout_ms,
+    }
+
+
+def group_name(settings: Settings, name: str) -> str:
+    """The consumer group of stream app ``name`` (all its instances share it)."""
+    return f"{settings.stream_group_prefix}{name}"
+
+
 def stream_application(
     settings: Settings,
     name: str,
@@ -211,17 +241,22 @@ def stream_application(
     state_dir = settings.state_dir / name / instance
     state_dir.mkdir(parents=True, exist_ok=True)
     extra = dict(settings.kafka_client_config)
+    interval = commit_interval or settings.stream_commit_interval_s
+    producer_extra = {"partitioner": "murmur2_random", **extra}
+    if guarantee == "exactly-once":
+        producer_extra.update(_transactional(settings, name, instance, interval))
     app = Application(
         broker_address=quix_connection(settings),
-        consumer_group=f"{settings.stream_group_prefix}{name}",
+        consumer_group=group_name(settings, name),
         auto_offset_reset="earliest",
-        commit_interval=commit_interval or settings.stream_commit_interval_s,
+        commit_interval=interval,
         state_dir=state_dir,
         processing_guarantee=guarantee,
         on_consumer_error=dead_letters.on_consumer_error,
         on_processing_error=dead_letters.on_processing_error,
         consumer_extra_config=extra,
-        producer_extra_config={"partitioner": "murmur2_random", **extra},
+        producer_extra_config=producer_extra,
         loglevel=loglevel,
     )
+    dead_letters.store_offset = app._processing_context.store_offset  # private: no public hook
     return StreamApp(name, app, dead_letters, LateEvents(settings), state_dir)

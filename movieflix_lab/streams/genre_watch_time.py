@@ -3,8 +3,12 @@
 The seed's Kafka Streams sketch ``groupBy(genre).windowedBy(30 min).count()`` and more:
 per genre and window, the count of finished viewings, the sum of seconds watched and their
 mean. Two window shapes run side by side: tumbling (default 30 min) and hopping (30 min
-every 5 min). A window is emitted once, when it closes: when event time on its partition
-passes its end plus the grace period.
+every 5 min). A window is emitted once, when it closes: when the genre's event time passes
+its end plus the grace period (Quix's per-key closing; every genre sees steady traffic).
+Per-key rather than partition-wide closing on purpose: Quix 3.28's partition-wide closing
+compares a record older than the last closed window with that window's end *minus the grace
+again*, so a record between one and two grace periods late lands in a window already emitted
+and is neither counted late nor emitted.
 
 Late events: a record arriving more than ``grace`` after its window's end cannot change an
 emitted result. It is counted (:class:`~movieflix_lab.streams.app.LateEvents`) and written to
@@ -38,6 +42,7 @@ from quixstreams.dataframe.windows import Count, Sum
 
 from movieflix_lab.kafka.catalog import WATCH_HISTORY, TopicSpec, derived_topic
 from movieflix_lab.kafka.serde import EventDeserializer
+from movieflix_lab.sinks.postgres import watch_row
 from movieflix_lab.streams.app import LateEvents, SinkFactory
 
 __all__ = ["GenreWatchTimeOptions", "build", "output_topics"]
@@ -115,6 +120,8 @@ def build(
         WATCH_HISTORY.name, key_deserializer="str", value_deserializer=EventDeserializer()
     )
     sdf = app.dataframe(source)
+    for sink in sink_for("rows") if sink_for else []:  # the viewings themselves
+        sdf.apply(watch_row).sink(sink)
     sdf = sdf.group_by("genre", name="genre")
 
     window_ms = int(options.window.total_seconds() * 1000)
@@ -124,11 +131,11 @@ def build(
     tumbling = (
         sdf.tumbling_window(options.window, grace_ms=options.grace, name="tumbling", on_late=late)
         .agg(**aggregations)
-        .final(closing_strategy="partition")
+        .final(closing_strategy="key")
     )
     tumbling = tumbling.apply(_result(window_ms, 0), metadata=True)
     tumbling.to_topic(app.topic(tumbling_topic.name, value_serializer="json"))
-    if sink_for is not None and (sink := sink_for("tumbling")) is not None:
+    for sink in sink_for("tumbling") if sink_for else []:
         tumbling.sink(sink)
 
     hopping = (
@@ -140,10 +147,10 @@ def build(
             on_late=late,
         )
         .agg(**aggregations)
-        .final(closing_strategy="partition")
+        .final(closing_strategy="key")
     )
     hopping = hopping.apply(_result(window_ms, hop_ms), metadata=True)
     hopping.to_topic(app.topic(hopping_topic.name, value_serializer="json"))
-    if sink_for is not None and (sink := sink_for("hopping")) is not None:
+    for sink in sink_for("hopping") if sink_for else []:
         hopping.sink(sink)
     return tumbling

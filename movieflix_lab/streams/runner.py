@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from quixstreams.sinks import BaseSink
+
 from movieflix_lab.config import Settings
 from movieflix_lab.kafka.catalog import all_topics, create_topics
+from movieflix_lab.kafka.lag import consumer_lag
 from movieflix_lab.sinks.parquet import ParquetSink
+from movieflix_lab.sinks.postgres import TABLES, PostgresSink, create_tables
 from movieflix_lab.streams import genre_watch_time, search_volume
-from movieflix_lab.streams.app import Guarantee, SinkFactory, StreamApp, stream_application
+from movieflix_lab.streams.app import (
+    Guarantee,
+    SinkFactory,
+    StreamApp,
+    group_name,
+    stream_application,
+)
 
-__all__ = ["APPS", "AnalyticsOptions", "RunSummary", "build_analytics", "run_app"]
+__all__ = ["APPS", "AnalyticsOptions", "RunSummary", "build_analytics", "outstanding", "run_app"]
 
 logger = logging.getLogger(__name__)
 
@@ -20,6 +31,16 @@ logger = logging.getLogger(__name__)
 GENRE_KEYS = ("genre", "window_start_ms", "window_ms", "hop_ms")
 SEARCH_USER_KEYS = ("user_id", "window_start_ms", "window_ms")
 SEARCH_TOTAL_KEYS = ("window_start_ms", "window_ms")
+
+
+#: (dataset, output) → PostgreSQL table, when ``MOVIEFLIX_POSTGRES_DSN`` is set.
+POSTGRES_TABLES = {
+    ("genre_watch_time", "tumbling"): "genre_watch_time",
+    ("genre_watch_time", "hopping"): "genre_watch_time",
+    ("genre_watch_time", "rows"): "watch_history",
+    ("search_volume", "per_user"): "search_volume_user",
+    ("search_volume", "total"): "search_volume_total",
+}
 
 
 @dataclass(frozen=True)
@@ -37,7 +58,9 @@ class AnalyticsOptions:
 class RunSummary:
     app: str
     dead_letters: int
-    late_events: dict[str, int]
+    late_events: Counter[str]
+    rounds: int = 0
+    outstanding: int = 0  # records the group had left to read when a bounded run stopped
 
 
 def build_analytics(stream: StreamApp, settings: Settings, options: AnalyticsOptions) -> None:
@@ -51,24 +74,67 @@ def build_analytics(stream: StreamApp, settings: Settings, options: AnalyticsOpt
         ],
     )
     processed = settings.processed_dir
+    dsn = settings.postgres_dsn.get_secret_value() if settings.postgres_dsn else None
+    if dsn:
+        create_tables(dsn)
 
-    def parquet(dataset: str) -> SinkFactory:
-        def sink_for(output: str) -> ParquetSink | None:
-            return ParquetSink(processed / dataset / output) if options.parquet else None
+    def sinks(dataset: str) -> SinkFactory:
+        def sink_for(output: str) -> list[BaseSink]:
+            chosen: list[BaseSink] = []
+            if options.parquet and output != "rows":
+                chosen.append(ParquetSink(processed / dataset / output))
+            table = POSTGRES_TABLES.get((dataset, output))
+            if dsn and table:
+                chosen.append(PostgresSink(dsn, TABLES[table]))
+            return chosen
 
         return sink_for
 
     genre_watch_time.build(
-        stream.app, options.genre, late=stream.late, sink_for=parquet("genre_watch_time")
+        stream.app, options.genre, late=stream.late, sink_for=sinks("genre_watch_time")
     )
     search_volume.build(
-        stream.app, options.search, late=stream.late, sink_for=parquet("search_volume")
+        stream.app, options.search, late=stream.late, sink_for=sinks("search_volume")
     )
 
+
+#: The topics each app reads (its repartition topics aside).
+APP_INPUTS: dict[str, tuple[str, ...]] = {"analytics": ("watch-history", "search-events")}
 
 APPS: dict[str, Callable[[StreamApp, Settings, AnalyticsOptions], None]] = {
     "analytics": build_analytics,
 }
+
+
+def outstanding(
+    settings: Settings,
+    name: str,
+    guarantee: Guarantee,
+    *,
+    inputs: tuple[str, ...] | None = None,
+) -> int:
+    """Records stream app ``name``'s consumer group has still to read; 0 when caught up.
+
+    Counts every partition of the app's input topics (``inputs``, default
+    :data:`APP_INPUTS`) and of its
+    repartition topics, committed on or not: a group that has not committed yet has not
+    caught up. Under exactly-once the app writes its repartition topics in transactions,
+    and each transaction ends with a commit marker that takes an offset but is never
+    delivered, so a caught-up partition of theirs lags by one.
+    """
+    group = group_name(settings, name)
+    read = set(inputs if inputs is not None else APP_INPUTS.get(name, ()))
+    repartition = f"repartition__{group}--"
+
+    def reads(topic: str) -> bool:
+        return topic in read or topic.startswith(repartition)
+
+    slack = 1 if guarantee == "exactly-once" else 0
+    return sum(
+        max(0, row.lag - (slack if row.topic.startswith("repartition") else 0))
+        for row in consumer_lag(settings, [group], also=reads)
+        if reads(row.topic)
+    )
 
 
 def run_app(
@@ -79,14 +145,33 @@ def run_app(
     guarantee: Guarantee = "at-least-once",
     instance: str = "0",
     options: AnalyticsOptions | None = None,
+    max_rounds: int = 6,
 ) -> RunSummary:
-    """Run stream app ``name``; with ``timeout`` it stops after that long without messages."""
+    """Run stream app ``name`` until Ctrl-C; with ``timeout``, until its group has caught up.
+
+    Quix stops a run after ``timeout`` seconds without a new message, which also happens
+    while the consumer waits (a rebalance, or another instance's open transaction holding
+    the last stable offset). So a bounded run then checks the group's lag and runs again
+    while records are left, up to ``max_rounds`` times; ``RunSummary.outstanding`` says
+    what was left at the end.
+    """
     if name not in APPS:
         raise KeyError(f"no stream app {name!r}; known: {', '.join(APPS)}")
-    stream = stream_application(settings, name, instance=instance, guarantee=guarantee)
-    APPS[name](stream, settings, options or AnalyticsOptions())
-    try:
-        stream.app.run(timeout=timeout, collect=False) if timeout else stream.app.run()
-    finally:
-        stream.late.flush()
-    return RunSummary(name, stream.dead_letters.count, dict(stream.late.by_window))
+    summary = RunSummary(name, 0, Counter())
+    for round_ in range(1, max_rounds + 1):
+        stream = stream_application(settings, name, instance=instance, guarantee=guarantee)
+        APPS[name](stream, settings, options or AnalyticsOptions())
+        try:
+            stream.app.run(timeout=timeout, collect=False) if timeout else stream.app.run()
+        finally:
+            stream.late.flush()
+        summary.rounds = round_
+        summary.dead_letters += stream.dead_letters.count
+        summary.late_events.update(stream.late.by_window)
+        if not timeout:
+            break
+        summary.outstanding = outstanding(settings, name, guarantee)
+        if summary.outstanding == 0:
+            break
+        logger.info("%s: %d records left to read; running again", name, summary.outstanding)
+    return summary

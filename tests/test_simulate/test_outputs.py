@@ -73,9 +73,17 @@ def test_cli_writes_the_same_jsonl_for_the_same_seed(tmp_path) -> None:  # type:
     lines = first.stdout.splitlines()
     assert len(lines) == 300 and first.stdout == second.stdout
     assert all(decode(line) for line in lines)
-    assert (
-        tmp_path / "data" / "raw" / "simulations" / "seed5-u40-300ev" / "labels.parquet"
-    ).exists()
+    runs = list((tmp_path / "data" / "raw" / "simulations").glob("seed5-u40-300ev-*"))
+    assert len(runs) == 1 and (runs[0] / "labels.parquet").exists()
+
+    pinned = run_cli(*args, "--start", "2026-11-20T18:00:00+0000", env=env)
+    assert pinned.returncode == 0, pinned.stderr
+    assert decode(pinned.stdout.splitlines()[0]).timestamp.isoformat().startswith("2026-11-20T18")
+    # Kafka would delete events dated beyond its retention as they are written: refused.
+    old = run_cli("simulate", "--events", "10", "--start", "2025-01-01", "--via-gateway",
+                  "http://127.0.0.1:9", env=env)  # fmt: skip
+    assert old.returncode == 1 and "would delete its events" in old.stderr, old.stderr
+    assert "Traceback" not in old.stderr
 
     bad = run_cli("simulate", "--incident", "aliens=3", env=env)
     assert bad.returncode == 2 and "SCENARIO=PER_HOUR" in bad.stderr

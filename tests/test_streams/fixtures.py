@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
 
 from movieflix_lab.config import Settings
-from movieflix_lab.events import EventBase
+from movieflix_lab.events import EventBase, WatchRecord
+from movieflix_lab.events.models import SearchEvent
+from movieflix_lab.kafka.catalog import partition_for_user
+from movieflix_lab.kafka.event_writer import EventWriter
+from movieflix_lab.simulate import GENRES
+from movieflix_lab.streams.genre_watch_time import GenreWatchTimeOptions
+from movieflix_lab.streams.runner import AnalyticsOptions
+from movieflix_lab.streams.search_volume import SearchVolumeOptions
 from tests.fixtures import running_broker
+
+#: A replay of a backlog needs a grace period spanning it (see genre_watch_time's
+#: docstring); the tests' simulations span at most 8 hours.
+REPLAY_GRACE = timedelta(hours=12)
+REPLAY = AnalyticsOptions(
+    genre=GenreWatchTimeOptions(grace=REPLAY_GRACE),
+    search=SearchVolumeOptions(grace=REPLAY_GRACE),
+)
 
 
 @pytest.fixture(scope="module")
@@ -18,6 +34,36 @@ def clean_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """A broker whose topics hold only what the module's tests put there."""
     with running_broker(tmp_path_factory.mktemp("streams") / "broker") as settings:
         yield settings
+
+
+def heartbeats(settings: Settings, after_ms: int) -> None:
+    """One record per genre (and per search partition) past every window of the run + grace.
+
+    Quix closes a window when event time on its partition passes its end plus the grace
+    period (quix-streams#790); these records' own windows stay open and are never emitted.
+    Send them only once the app has caught up: with partition-wide closing, a heartbeat
+    re-keyed into a partition closes every genre's windows there, so a record still to come
+    from another input partition would be late. The broker refuses records over an hour
+    ahead of its clock, so the run must lie far enough in the past (simulations start a
+    day back by default).
+    """
+    at = datetime.fromtimestamp(after_ms / 1000, UTC) + REPLAY_GRACE + timedelta(minutes=31)
+    assert at < datetime.now(UTC) + timedelta(minutes=50), "the run is too recent to close"
+    with EventWriter(settings) as writer:
+        for genre in GENRES:
+            writer.send(WatchRecord(
+                event_id=uuid.uuid4(), user_id=f"heartbeat-{genre}", timestamp=at, started_at=at,
+                movie_id="heartbeat", genre=genre, session_id="heartbeat", device_id="heartbeat",
+                seconds_watched=0, movie_duration_s=1, completion_ratio=0,
+            ))  # fmt: skip
+        # Per-user search windows close per partition of search-events: one heartbeat each.
+        users, n = {}, 0
+        while len(users) < 6:
+            users.setdefault(partition_for_user(f"heartbeat-{n}", 6), f"heartbeat-{n}")
+            n += 1
+        for user in users.values():
+            writer.send(SearchEvent(event_id=uuid.uuid4(), user_id=user, timestamp=at,
+                                    query="heartbeat", result_count=0, device_id="hb"))  # fmt: skip
 
 
 def _ms(span: timedelta) -> int:

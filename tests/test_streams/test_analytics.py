@@ -7,37 +7,39 @@ import uuid
 from datetime import timedelta
 
 import polars as pl
+import psycopg
 import pytest
 from confluent_kafka import TopicPartition
 
 from movieflix_lab.config import Settings
 from movieflix_lab.events import WatchRecord
-from movieflix_lab.events.models import SearchEvent
-from movieflix_lab.kafka.catalog import create_topics, partition_for_user
+from movieflix_lab.kafka.catalog import create_topics
 from movieflix_lab.kafka.client import consumer, producer
 from movieflix_lab.kafka.event_writer import EventWriter
-from movieflix_lab.simulate import GENRES, KafkaSink, SimulationConfig, Simulator, run_simulation
+from movieflix_lab.simulate import KafkaSink, SimulationConfig, Simulator, run_simulation
 from movieflix_lab.sinks.parquet import read_results
-from movieflix_lab.streams.genre_watch_time import GenreWatchTimeOptions
 from movieflix_lab.streams.runner import (
     GENRE_KEYS,
     SEARCH_TOTAL_KEYS,
-    AnalyticsOptions,
+    SEARCH_USER_KEYS,
     RunSummary,
     run_app,
 )
-from movieflix_lab.streams.search_volume import SearchVolumeOptions, normalise_query
-from tests.fixtures import cli_env, run_cli
-from tests.test_streams.fixtures import batch_windows, clean_kafka, watch_frame
+from movieflix_lab.streams.search_volume import normalise_query
+from tests.fixtures import cli_env, run_cli, with_settings
+from tests.postgres import postgres
+from tests.test_streams.fixtures import (
+    REPLAY,
+    REPLAY_GRACE,
+    batch_windows,
+    clean_kafka,
+    heartbeats,
+    watch_frame,
+)
 
-__all__ = ["clean_kafka"]
+__all__ = ["clean_kafka", "postgres"]
 
 CONFIG = SimulationConfig(seed=8, users=400, movies=300, minutes=240, activity=20)
-# A replay of a backlog: the grace period must span it (see genre_watch_time's docstring).
-REPLAY = AnalyticsOptions(
-    genre=GenreWatchTimeOptions(grace=timedelta(days=1)),
-    search=SearchVolumeOptions(grace=timedelta(days=1)),
-)
 POISON = [
     b"{not json",
     json.dumps({"event_type": "watch", "user_id": "u1"}).encode(),  # missing fields
@@ -45,36 +47,10 @@ POISON = [
 ]
 
 
-def _heartbeats(settings: Settings, after_ms: int) -> None:
-    """One record per genre far after the run, so every window of the run closes.
-
-    Quix closes a window when event time on its partition passes its end plus the grace
-    period (quix-streams#790); these records' own windows stay open and are never emitted.
-    """
-    from datetime import UTC, datetime
-
-    at = datetime.fromtimestamp(after_ms / 1000 + 2 * 86_400, UTC)  # past window + grace
-    with EventWriter(settings) as writer:
-        for genre in GENRES:
-            writer.send(WatchRecord(
-                event_id=uuid.uuid4(), user_id=f"heartbeat-{genre}", timestamp=at, started_at=at,
-                movie_id="heartbeat", genre=genre, session_id="heartbeat", device_id="heartbeat",
-                seconds_watched=0, movie_duration_s=1, completion_ratio=0,
-            ))  # fmt: skip
-        # Per-user search windows close per partition of search-events: one heartbeat each.
-        users, n = {}, 0
-        while len(users) < 6:
-            users.setdefault(partition_for_user(f"heartbeat-{n}", 6), f"heartbeat-{n}")
-            n += 1
-        for user in users.values():
-            writer.send(SearchEvent(event_id=uuid.uuid4(), user_id=user, timestamp=at,
-                                    query="heartbeat", result_count=0, device_id="hb"))  # fmt: skip
-
-
 @pytest.fixture(scope="module")
-def processed(clean_kafka: Settings, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    """Run the simulator, poison, heartbeats; then the app until caught up."""
-    settings = clean_kafka
+def processed(clean_kafka: Settings, postgres: str):  # type: ignore[no-untyped-def]
+    """Run the simulator, poison, heartbeats; then the app (Parquet and PostgreSQL sinks)."""
+    settings = with_settings(clean_kafka, postgres_dsn=postgres)
     create_topics(settings)
     events = list(Simulator(CONFIG).events())
     run_simulation(CONFIG, KafkaSink(settings))
@@ -83,14 +59,14 @@ def processed(clean_kafka: Settings, tmp_path_factory: pytest.TempPathFactory): 
         for raw in POISON:
             out.produce(topic, key=b"u-poison", value=raw)
     assert out.flush(30) == 0
-    first = run_app(settings, "analytics", timeout=8, options=REPLAY)  # catch up on the run
-    # Only then close its windows: a heartbeat consumed while another partition is still
-    # catching up would make that partition's records late.
-    _heartbeats(settings, max(e.timestamp_ms for e in events))
-    second = run_app(settings, "analytics", timeout=8, options=REPLAY)  # resumes from commits
-    late = {k: first.late_events.get(k, 0) + second.late_events.get(k, 0)
-            for k in {*first.late_events, *second.late_events}}  # fmt: skip
-    summary = RunSummary("analytics", first.dead_letters + second.dead_letters, late)
+    first = run_app(settings, "analytics", timeout=5, options=REPLAY)  # catch up on the run
+    # Only then close its windows: a genre's heartbeat consumed before that genre's records
+    # from another input partition would make them late.
+    assert first.outstanding == 0, first
+    heartbeats(settings, max(e.timestamp_ms for e in events))
+    second = run_app(settings, "analytics", timeout=5, options=REPLAY)  # resumes from commits
+    summary = RunSummary("analytics", first.dead_letters + second.dead_letters,
+                         first.late_events + second.late_events)  # fmt: skip
     return settings, events, summary
 
 
@@ -163,12 +139,54 @@ def test_poison_goes_to_dead_letters_and_the_rest_is_processed(processed) -> Non
     assert "movie_id" in missing["error"]  # the error names the field
 
 
+def test_search_per_user_windows_equal_the_batch_computation(processed) -> None:  # type: ignore[no-untyped-def]
+    settings, events, _ = processed
+    frame = _search_frame(events)
+    got = read_results(settings.processed_dir / "search_volume" / "per_user", SEARCH_USER_KEYS)
+    expected = batch_windows(frame, ["user_id"], timedelta(minutes=30), None)
+    joined = got.join(expected, on=["user_id", "window_start_ms"], how="full", coalesce=True)
+    assert got.height == expected.height > 50
+    assert (joined["count"] == joined["count_right"]).all()
+
+
+def test_postgres_holds_the_windows_and_the_viewings(processed) -> None:  # type: ignore[no-untyped-def]
+    """The PostgreSQL sink: the same windows as the batch computation, one row per viewing."""
+    settings, events, _ = processed
+    dsn = settings.postgres_dsn.get_secret_value()
+    frame = watch_frame(events)
+    with psycopg.connect(dsn) as connection:
+        for hop in (None, timedelta(minutes=5)):
+            got = pl.DataFrame(
+                connection.execute(
+                    "SELECT genre, window_start_ms, count, sum_seconds FROM genre_watch_time"
+                    " WHERE hop_ms = %s",
+                    [int(hop.total_seconds() * 1000) if hop else 0],
+                ).fetchall(),
+                schema=["genre", "window_start_ms", "count", "sum_seconds"], orient="row",
+            )  # fmt: skip
+            expected = batch_windows(frame, ["genre"], timedelta(minutes=30), hop, "seconds")
+            joined = got.join(expected, on=["genre", "window_start_ms"], how="full", coalesce=True)
+            assert got.height == expected.height > 50
+            assert (joined["count"] == joined["count_right"]).all()
+            assert ((joined["sum_seconds"] - joined["sum"]).abs() < 1e-6).all()
+        viewings = connection.execute(
+            "SELECT count(*), count(DISTINCT event_id) FROM watch_history"
+            " WHERE user_id NOT LIKE 'heartbeat-%'"
+        ).fetchone()
+        assert viewings == (frame.height, frame.height)
+        users = connection.execute("SELECT sum(count) FROM search_volume_user").fetchone()
+        searches = sum(1 for e in events if e.event_type == "search")
+        assert users is not None and users[0] == searches
+
+
 def test_a_late_record_is_counted_and_kept(processed) -> None:  # type: ignore[no-untyped-def]
-    """After the heartbeats, event time is two days past the run: an old record is late."""
+    """After the heartbeats, event time is past the run's windows + grace: an old record is late."""
     from datetime import UTC, datetime
 
     settings, events, _ = processed
-    old = datetime.fromtimestamp(min(e.timestamp_ms for e in events) / 1000, UTC)
+    # Older than the run by more than the grace period: its windows closed long ago.
+    first = datetime.fromtimestamp(min(e.timestamp_ms for e in events) / 1000, UTC)
+    old = first - REPLAY_GRACE - timedelta(hours=1)
     late = WatchRecord(
         event_id=uuid.uuid4(), user_id="u-late", timestamp=old, started_at=old,
         movie_id="m-late", genre="drama", session_id="s-late", device_id="d-late",
