@@ -16,6 +16,7 @@ False
 from __future__ import annotations
 
 import json
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -23,7 +24,7 @@ from typing import Any, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["PROJECT_ROOT", "Settings", "get_settings"]
+__all__ = ["PROJECT_ROOT", "Settings", "child_environment", "get_settings"]
 
 #: The project root: the folder holding ``pyproject.toml`` and ``movieflix_lab/``.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -161,3 +162,12 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings, read from the environment once."""
     return Settings()
+
+
+def child_environment(**settings: str) -> dict[str, str]:
+    """This process's environment plus ``MOVIEFLIX_<NAME>`` settings, for a child process.
+
+    >>> child_environment(postgres_dsn="postgresql://x")["MOVIEFLIX_POSTGRES_DSN"]
+    'postgresql://x'
+    """
+    return {**os.environ, **{f"MOVIEFLIX_{k.upper()}": v for k, v in settings.items()}}

@@ -10,7 +10,6 @@ running.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from movieflix_lab.config import Settings
+from movieflix_lab.config import Settings, child_environment
 from movieflix_lab.exceptions import MovieflixError
 
 __all__ = ["DemoOptions", "DemoResult", "gateway_process", "run_demo"]
@@ -72,7 +71,7 @@ def stream_process(
     settings: Settings, app: str = "analytics", *, postgres_dsn: str | None = None
 ) -> Iterator[None]:
     """``movieflix-lab stream APP`` in a child process, stopped with Ctrl-C's signal."""
-    env = {**os.environ, **({"MOVIEFLIX_POSTGRES_DSN": postgres_dsn} if postgres_dsn else {})}
+    env = child_environment(**({"postgres_dsn": postgres_dsn} if postgres_dsn else {}))
     process = subprocess.Popen(
         [sys.executable, "-m", "movieflix_lab", "stream", app],
         stdin=subprocess.DEVNULL,
