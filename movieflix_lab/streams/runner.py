@@ -13,7 +13,7 @@ from movieflix_lab.config import Settings
 from movieflix_lab.kafka.catalog import all_topics, create_topics
 from movieflix_lab.kafka.lag import consumer_lag
 from movieflix_lab.sinks.parquet import ParquetSink
-from movieflix_lab.sinks.postgres import TABLES, PostgresSink, create_tables
+from movieflix_lab.sinks.postgres import TABLES, PostgresSink
 from movieflix_lab.streams import genre_watch_time, search_volume
 from movieflix_lab.streams.app import (
     Guarantee,
@@ -74,9 +74,8 @@ def build_analytics(stream: StreamApp, settings: Settings, options: AnalyticsOpt
         ],
     )
     processed = settings.processed_dir
+    # Each PostgresSink creates its table in setup(), which Quix calls when the app starts.
     dsn = settings.postgres_dsn.get_secret_value() if settings.postgres_dsn else None
-    if dsn:
-        create_tables(dsn)
 
     def sinks(dataset: str) -> SinkFactory:
         def sink_for(output: str) -> list[BaseSink]:
