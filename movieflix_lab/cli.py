@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
 from movieflix_lab.config import Settings, get_settings
@@ -37,6 +38,8 @@ broker_app = typer.Typer(
 topics_app = typer.Typer(help="The topic catalog on the cluster.", no_args_is_help=True)
 app.add_typer(broker_app, name="broker")
 app.add_typer(topics_app, name="topics")
+eval_app = typer.Typer(help="Score models and detectors against labels.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
 
 
 @app.callback()
@@ -353,7 +356,7 @@ def _run_all(args: list[str]) -> None:
 
 @app.command("stream")
 def stream(
-    name: Annotated[str, typer.Argument(help="analytics, or all (one process per app).")],
+    name: Annotated[str, typer.Argument(help="analytics, fraud, or all (one process per app).")],
     timeout: Annotated[
         float,
         typer.Option(
@@ -463,6 +466,86 @@ def serve(
 # --- demo -----------------------------------------------------------------------------
 
 
+# --- evaluation -----------------------------------------------------------------------
+
+
+def _fmt(value: object) -> str:
+    return "—" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def _fraud_table(report: dict[str, Any]) -> None:
+    table = Table(title="fraud detection against the labels")
+    for column in ("scope", "precision", "recall", "F1", "alerts", "incidents found"):
+        table.add_column(column)
+    table.add_row("overall", _fmt(report["precision"]), _fmt(report["recall"]), _fmt(report["f1"]),
+                  str(report["alerts"]), "")  # fmt: skip
+    for name, row in report["per_scenario"].items():
+        found = f"{row['detected']}/{row['incidents']} ({', '.join(row['detectors'])})"
+        table.add_row(f"scenario {name}", _fmt(row["precision"]), _fmt(row["recall"]),
+                      _fmt(row["f1"]), str(row["alerts"]), found)  # fmt: skip
+    for name, row in report["per_detector"].items():
+        table.add_row(f"detector {name}", _fmt(row["precision"]), "", "", str(row["alerts"]), "")
+    console.print(table)
+    hard = report["hard_negative_false_alerts"]
+    console.print(
+        f"false alerts: {sum(hard.values())} on hard negatives {hard or ''}, "
+        f"{report['background_false_alerts']} on other traffic"
+    )
+    console.print(
+        "latency (decisive event produced → alert read): "
+        f"p50 {_fmt(report.get('latency_p50_ms'))} ms,"
+        f" p99 {_fmt(report.get('latency_p99_ms'))} ms; account-takeover ROC-AUC "
+        f"{_fmt(report.get('roc_auc_account_takeover'))}"
+    )
+    for goal in report["goals"]:
+        mark = "[green]met[/]" if goal["met"] else "[red]not met[/]"
+        console.print(f"  goal {goal['goal']}: {_fmt(goal['value'])} — {mark}")
+
+
+@eval_app.command("fraud")
+def eval_fraud(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    from_topic: Annotated[
+        bool, typer.Option("--from-topic", help="Score the live app's alerts on fraud-signals.")
+    ] = False,
+    labels: Annotated[
+        Path | None,
+        typer.Option(help="With --from-topic: a simulation folder (default: the latest)."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the labelled scenario.")] = 7,
+    users: Annotated[int, typer.Option(min=10, help="Simulated users.")] = 5000,
+    minutes: Annotated[float, typer.Option(min=10, help="Simulated minutes.")] = 360.0,
+    rate: Annotated[
+        float, typer.Option(min=1, help="Background traffic, events per second.")
+    ] = 5000.0,
+) -> None:
+    """Precision, recall, F1 and alert latency of the fraud detectors against labels."""
+    import json
+
+    from movieflix_lab.fraud_eval import FraudScenario, evaluate_from_topic, run_fraud_eval
+
+    s = settings()
+    if from_topic:
+        report = evaluate_from_topic(s, labels)
+    else:
+        scenario = FraudScenario(seed=seed, users=users, minutes=minutes, rate=rate)
+        say = (lambda m: None) if as_json else (lambda m: console.print(f"[green]•[/] {m}"))
+        with Progress(
+            "[progress.description]{task.description}", BarColumn(),
+            "{task.completed:.0f}/{task.total:.0f} simulated minutes", TimeElapsedColumn(),
+            console=err_console if as_json else console, transient=True,
+        ) as bar:  # fmt: skip
+            task = bar.add_task("labelled scenario into Kafka", total=minutes)
+            report = run_fraud_eval(
+                s, scenario, say=say,
+                progress=lambda events, done: bar.update(task, completed=done),
+            )  # fmt: skip
+    if as_json:
+        print(json.dumps(report, default=str))
+    else:
+        _fraud_table(report)
+
+
 @app.command("demo")
 def demo(
     seed: Annotated[int, typer.Option(help="Seed of the simulated traffic.")] = 42,
@@ -475,8 +558,6 @@ def demo(
 ) -> None:
     """The main job end to end: broker, topics, gateway, simulated traffic, summary."""
     import time
-
-    from rich.progress import BarColumn, Progress, TimeElapsedColumn
 
     from movieflix_lab.demo import DemoOptions, DemoResult, run_demo
 

@@ -74,6 +74,23 @@ class Settings(BaseSettings):
     #: Consumer groups are ``<prefix><app>``: another prefix runs an independent copy.
     stream_group_prefix: str = "movieflix-"
 
+    # --- fraud detection (the seed's numbers by default) -----------------------------
+    #: A user starting this many movies within the window is a binge bot.
+    fraud_binge_movies: int = Field(100, ge=1)
+    fraud_binge_window_s: float = Field(300, gt=0)
+    #: One IP logging into this many distinct accounts within the window is stuffing.
+    fraud_stuffing_accounts: int = Field(50, ge=1)
+    fraud_stuffing_window_s: float = Field(600, gt=0)
+    #: Failed logins of one user within the window that make a burst.
+    fraud_failed_logins: int = Field(10, ge=1)
+    fraud_failed_window_s: float = Field(600, gt=0)
+    #: After an alert a detector stays quiet for that entity this long past the incident.
+    fraud_cooldown_s: float = Field(1800, ge=0)
+    #: River scores above this running quantile raise ``river_anomaly`` alerts.
+    fraud_alert_quantile: float = Field(0.995, gt=0, lt=1)
+    #: Where the fraud app checkpoints its River model (``model.pkl`` + ``model.json``).
+    fraud_model_dir: Path = PROJECT_ROOT / "models" / "fraud"
+
     # --- the gateway ------------------------------------------------------------------
     #: When set, ``POST /v1/events`` requires it in the ``X-API-Key`` header.
     api_key: SecretStr | None = None

@@ -8,15 +8,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from movieflix_lab import __version__
 from movieflix_lab.config import Settings, get_settings
 from movieflix_lab.serve.delivery import KafkaDelivery
+from movieflix_lab.serve.errors import error_response
 from movieflix_lab.serve.metrics import GatewayMetrics
-from movieflix_lab.serve.routers import events, health
+from movieflix_lab.serve.routers import events, fraud, health
 
 __all__ = ["create_app"]
 
@@ -64,6 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gc.freeze()  # start-up objects never need collecting: shorter GC pauses under load
         yield
         app.state.delivery.close()
+        if getattr(app.state, "alert_feed", None) is not None:
+            app.state.alert_feed.close()
 
     app = FastAPI(
         title="MovieFlix Lab",
@@ -78,6 +83,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(events.router)
     app.include_router(health.router)
+    app.include_router(fraud.router)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        """Query and path parameters: 422 naming each parameter, in the app's error shape."""
+        detail = [
+            {"field": ".".join(str(p) for p in error["loc"][1:]) or str(error["loc"][0]),
+             "message": error["msg"]}
+            for error in exc.errors()
+        ]  # fmt: skip
+        return error_response(422, "invalid request", detail)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -14,7 +14,7 @@ from movieflix_lab.kafka.catalog import all_topics, create_topics
 from movieflix_lab.kafka.lag import consumer_lag
 from movieflix_lab.sinks.parquet import ParquetSink
 from movieflix_lab.sinks.postgres import TABLES, PostgresSink
-from movieflix_lab.streams import genre_watch_time, search_volume
+from movieflix_lab.streams import fraud, genre_watch_time, search_volume
 from movieflix_lab.streams.app import (
     Guarantee,
     SinkFactory,
@@ -23,7 +23,15 @@ from movieflix_lab.streams.app import (
     stream_application,
 )
 
-__all__ = ["APPS", "AnalyticsOptions", "RunSummary", "build_analytics", "outstanding", "run_app"]
+__all__ = [
+    "APPS",
+    "AnalyticsOptions",
+    "RunSummary",
+    "build_analytics",
+    "build_fraud",
+    "outstanding",
+    "run_app",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -63,8 +71,11 @@ class RunSummary:
     outstanding: int = 0  # records the group had left to read when a bounded run stopped
 
 
-def build_analytics(stream: StreamApp, settings: Settings, options: AnalyticsOptions) -> None:
+def build_analytics(
+    stream: StreamApp, settings: Settings, options: AnalyticsOptions | None = None
+) -> None:
     """Genre watch time and search volume in one application (one consumer group)."""
+    options = options or AnalyticsOptions()
     create_topics(
         settings,
         specs=[
@@ -97,11 +108,31 @@ def build_analytics(stream: StreamApp, settings: Settings, options: AnalyticsOpt
     )
 
 
-#: The topics each app reads (its repartition topics aside).
-APP_INPUTS: dict[str, tuple[str, ...]] = {"analytics": ("watch-history", "search-events")}
+def build_fraud(
+    stream: StreamApp, settings: Settings, options: AnalyticsOptions | None = None
+) -> Callable[[], None]:
+    """The fraud app; returns what saves its model when the run ends."""
+    create_topics(settings, specs=all_topics())
+    source = group_name(settings, "fraud")
+    app = fraud.build(stream.app, fraud.options_from(settings, stream.instance, source))
+    return app.save
 
-APPS: dict[str, Callable[[StreamApp, Settings, AnalyticsOptions], None]] = {
+
+#: The topics each app reads (its repartition topics aside).
+APP_INPUTS: dict[str, tuple[str, ...]] = {
+    "analytics": ("watch-history", "search-events"),
+    "fraud": fraud.FRAUD_INPUTS,
+}
+
+#: Apps that trade some throughput for latency (alerts should not wait for a full batch).
+LOW_LATENCY = frozenset({"fraud"})
+
+#: Each app's builder; what it returns (if anything) is called when a run ends.
+APPS: dict[
+    str, Callable[[StreamApp, Settings, AnalyticsOptions | None], Callable[[], None] | None]
+] = {
     "analytics": build_analytics,
+    "fraud": build_fraud,
 }
 
 
@@ -158,12 +189,16 @@ def run_app(
         raise KeyError(f"no stream app {name!r}; known: {', '.join(APPS)}")
     summary = RunSummary(name, 0, Counter())
     for round_ in range(1, max_rounds + 1):
-        stream = stream_application(settings, name, instance=instance, guarantee=guarantee)
-        APPS[name](stream, settings, options or AnalyticsOptions())
+        stream = stream_application(
+            settings, name, instance=instance, guarantee=guarantee, low_latency=name in LOW_LATENCY
+        )
+        on_stop = APPS[name](stream, settings, options)
         try:
             stream.app.run(timeout=timeout, collect=False) if timeout else stream.app.run()
         finally:
             stream.late.flush()
+            if on_stop is not None:
+                on_stop()
         summary.rounds = round_
         summary.dead_letters += stream.dead_letters.count
         summary.late_events.update(stream.late.by_window)

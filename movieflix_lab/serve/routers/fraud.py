@@ -1,0 +1,95 @@
+"""``GET /v1/fraud/alerts``: recent alerts from ``fraud-signals``, newest first.
+
+The serve app follows the topic from its beginning in a background thread (started by the
+first request) and keeps the newest alerts in memory, one per ``alert_id`` (a replayed
+alert replaces its earlier copy).
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import anyio
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+
+from movieflix_lab.config import Settings
+from movieflix_lab.kafka.catalog import FRAUD_SIGNALS
+from movieflix_lab.kafka.tail import TopicTail
+from movieflix_lab.serve.dependencies import SettingsDep
+from movieflix_lab.serve.errors import error_response
+
+__all__ = ["AlertFeed", "router"]
+
+router = APIRouter(prefix="/v1/fraud", tags=["fraud"])
+
+#: Alerts kept in memory (the newest); older ones stay on the topic.
+KEPT = 50_000
+
+
+class AlertFeed:
+    """The newest alerts on ``fraud-signals``, deduplicated on ``alert_id``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._tail = TopicTail(settings, FRAUD_SIGNALS.name, start="beginning", capacity=KEPT)
+        self.complete = self._tail.caught_up(timeout=10)
+
+    def query(
+        self, *, since_ms: int | None, user_id: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        unique: dict[str, dict[str, Any]] = {}
+        for received in self._tail.snapshot():
+            alert = received.value
+            if "alert_id" in alert:
+                unique[alert["alert_id"]] = alert
+        chosen = [
+            alert
+            for alert in unique.values()
+            if (since_ms is None or alert.get("detected_at_ms", 0) >= since_ms)
+            and (user_id is None or user_id in (alert.get("user_ids") or [alert.get("entity_id")]))
+        ]
+        chosen.sort(key=lambda a: (a.get("detected_at_ms", 0), a["alert_id"]), reverse=True)
+        return chosen[:limit]
+
+    def close(self) -> None:
+        self._tail.stop()
+
+
+_lock = threading.Lock()
+
+
+def _feed(request: Request, settings: Settings) -> AlertFeed:
+    with _lock:
+        feed = getattr(request.app.state, "alert_feed", None)
+        if feed is None:
+            feed = AlertFeed(settings)
+            request.app.state.alert_feed = feed
+        return feed
+
+
+@router.get("/alerts", summary="Recent fraud alerts, newest first")
+async def alerts(
+    request: Request,
+    settings: SettingsDep,
+    since: Annotated[
+        datetime | None, Query(description="Only alerts detected at or after (ISO 8601).")
+    ] = None,
+    user_id: Annotated[
+        str | None,
+        Query(description="Only alerts about this user.", pattern=r"^[A-Za-z0-9_.@-]{1,64}$"),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="At most this many.")] = 100,
+) -> JSONResponse:
+    try:
+        feed = await anyio.to_thread.run_sync(_feed, request, settings)
+    except Exception as exc:
+        return error_response(
+            503, f"cannot read {FRAUD_SIGNALS.name}: {exc}", headers={"Retry-After": "5"}
+        )
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    since_ms = int(since.timestamp() * 1000) if since is not None else None
+    chosen = feed.query(since_ms=since_ms, user_id=user_id, limit=limit)
+    return JSONResponse({"alerts": chosen, "count": len(chosen), "complete": feed.complete})
