@@ -301,45 +301,70 @@ def user_rules_step(
     return _binge(binge, event, ts, config, now_ms) + _logins(logins, event, ts, config, now_ms)
 
 
+def _densest_window(
+    accounts: dict[str, list[Any]], ts: int, window: int
+) -> tuple[int, list[tuple[str, int, str]]]:
+    """The earliest window [s, s + window) holding ``ts`` with the most distinct accounts."""
+    ordered = sorted((seen, user, eid) for user, (seen, eid) in accounts.items())
+    times = [seen for seen, _, _ in ordered]
+    best: tuple[int, int] = (0, ts)  # (count, start)
+    for i in range(bisect.bisect_right(times, ts - window), bisect.bisect_right(times, ts)):
+        count = bisect.bisect_left(times, times[i] + window) - i
+        if count > best[0]:
+            best = (count, times[i])
+    start = best[1]
+    inside = [(u, seen, eid) for seen, u, eid in ordered if start <= seen < start + window]
+    return start, inside
+
+
 def ip_rules_step(
     memory: Memory, ip: str, event: dict[str, Any], ts: int, config: RuleConfig, now_ms: int
 ) -> list[Alert]:
     """Credential stuffing: one IP's next login attempt (successful or not).
 
-    The exact number of distinct accounts tried from ``ip`` in the sliding window: each
-    account's latest attempt is kept, and accounts older than the window are dropped.
+    The exact number of distinct accounts tried from ``ip`` in the densest window of
+    ``stuffing_window`` that holds this attempt. An IP's attempts come from every partition
+    of ``login-events`` through a repartition topic, so they may arrive out of event-time
+    order: each account's latest attempt is kept for two windows behind the newest, and
+    windows are placed around each attempt's own time, not the arrival order. (So the alert
+    is the same whatever the arrival order; its ``window_start`` — and with it the alert id —
+    can differ by the order in which the app happened to read the partitions.)
     """
     if event["event_type"] != "login":
         return []
     window = config.ms("stuffing_window")
     accounts: dict[str, list[Any]] = memory.setdefault("accounts", {})
-    accounts[event["user_id"]] = [ts, event["event_id"]]
-    newest = max(seen for seen, _ in accounts.values())
-    for user in [u for u, (seen, _) in accounts.items() if seen <= newest - window]:
+    previous = accounts.get(event["user_id"])
+    if previous is None or previous[0] <= ts:
+        accounts[event["user_id"]] = [ts, event["event_id"]]
+    newest = max(memory.get("newest", ts), ts)
+    memory["newest"] = newest
+    for user in [u for u, (seen, _) in accounts.items() if seen <= newest - 2 * window]:
         del accounts[user]
     if len(accounts) < config.stuffing_accounts:
         return []
-    cooling = _cooling(memory, "until", ts)
-    memory["until"] = ts + config.ms("cooldown")
+    start, inside = _densest_window(accounts, ts, window)
+    if len(inside) < config.stuffing_accounts:
+        return []
+    cooling = start < memory.get("until", -1)
+    memory["until"] = max(memory.get("until", -1), inside[-1][1] + config.ms("cooldown"))
     if cooling:
         return []
-    first = min(seen for seen, _ in accounts.values())
-    ratio = len(accounts) / config.stuffing_accounts
-    ordered = sorted(accounts.items(), key=lambda item: item[1][0])
+    ratio = len(inside) / config.stuffing_accounts
     return [
         Alert(
             detector="credential_stuffing",
             entity_kind="ip",
             entity_id=ip,
-            user_ids=[user for user, _ in ordered],
+            user_ids=[user for user, _, _ in inside],
             score=ratio,
             severity=_severity(ratio),
-            window_start_ms=first,
-            window_end_ms=first + window,
+            window_start_ms=start,
+            window_end_ms=start + window,
             evidence={
-                "distinct_accounts": len(accounts),
+                "distinct_accounts": len(inside),
                 "window_s": window // 1000,
-                "event_ids": [eid for _, (_, eid) in ordered[:5]],
+                "event_ids": [eid for _, _, eid in inside[:5]],
             },
             decisive_event_id=event["event_id"],
             event_time_ms=ts,
