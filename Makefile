@@ -62,6 +62,7 @@ lab: setup ## Start JupyterLab with the movieflix-lab kernel.
 bench: setup ## Run the benchmarks; results in reports/benchmarks/.
 	@$(BIN)/python benchmarks/gateway_ingest.py
 	$(BIN)/python benchmarks/stream_catchup.py
+	$(BIN)/python benchmarks/fraud_detection.py
 
 check: $(INSTALLED) ## Lint and type-check (ruff, mypy).
 	@$(BIN)/ruff check movieflix_lab tests benchmarks scripts

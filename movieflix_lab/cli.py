@@ -401,6 +401,18 @@ def stream(
     late = sum(summary.late_events.values())
     left = f", {summary.outstanding:,} records left to read" if summary.outstanding else ""
     console.print(f"stopped: {summary.dead_letters} dead letters, {late} late events{left}")
+    if name == "fraud":
+        import json
+
+        meta_path = s.fraud_model_path / (
+            "model.json" if instance == "0" else f"{instance}/model.json"
+        )
+        if meta_path.exists():
+            meta = json.loads(meta_path.read_text())
+            console.print(
+                f"River model: {meta['events_learned']:,} events learned, "
+                f"{meta['drifts_detected']} score drifts (ADWIN); saved to {meta_path.parent}"
+            )
 
 
 @app.command("lag")
@@ -600,6 +612,23 @@ def demo(
                 + (f"; longest watched: {result.top_genre}" if result.top_genre else ""),
             )
             table.add_row("analytics lag", f"{result.analytics_lag:,}")
+            fraud = result.fraud
+            if fraud:
+                detectors = ", ".join(
+                    f"{name} {row['alerts']}" for name, row in fraud["per_detector"].items()
+                )
+                table.add_row("fraud alerts on fraud-signals", f"{fraud['alerts']} ({detectors})")
+                found = ", ".join(
+                    f"{name} {row['detected']}/{row['incidents']}"
+                    for name, row in fraud["per_scenario"].items()
+                )
+                table.add_row(
+                    "  against the labels",
+                    f"precision {_fmt(fraud['precision'])}, recall {_fmt(fraud['recall'])}; "
+                    f"incidents caught: {found}",
+                )
+                table.add_row("  fraud app lag", f"{result.fraud_lag:,}")
+                table.add_row("  alerts API", f"{result.gateway_url}/v1/fraud/alerts")
             for name, rows in result.postgres_rows.items():
                 table.add_row(f"  PostgreSQL {name}", f"{rows:,} rows")
             table.add_row("gateway", result.gateway_url)

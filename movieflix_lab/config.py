@@ -24,7 +24,13 @@ from typing import Any, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["PROJECT_ROOT", "Settings", "child_environment", "get_settings"]
+__all__ = [
+    "PROJECT_ROOT",
+    "Settings",
+    "child_environment",
+    "get_settings",
+    "settings_environment",
+]
 
 #: The project root: the folder holding ``pyproject.toml`` and ``movieflix_lab/``.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -88,8 +94,9 @@ class Settings(BaseSettings):
     fraud_cooldown_s: float = Field(1800, ge=0)
     #: River scores above this running quantile raise ``river_anomaly`` alerts.
     fraud_alert_quantile: float = Field(0.995, gt=0, lt=1)
-    #: Where the fraud app checkpoints its River model (``model.pkl`` + ``model.json``).
-    fraud_model_dir: Path = PROJECT_ROOT / "models" / "fraud"
+    #: Where the fraud app checkpoints its River model (``model.pkl`` + ``model.json``);
+    #: by default ``<models_dir>/fraud``.
+    fraud_model_dir: Path | None = None
 
     # --- the gateway ------------------------------------------------------------------
     #: When set, ``POST /v1/events`` requires it in the ``X-API-Key`` header.
@@ -171,6 +178,11 @@ class Settings(BaseSettings):
         return self.data_dir / "processed"
 
     @property
+    def fraud_model_path(self) -> Path:
+        """The fraud app's model folder (``fraud_model_dir``, else ``models/fraud``)."""
+        return self.fraud_model_dir or self.models_dir / "fraud"
+
+    @property
     def state_dir(self) -> Path:
         return self.data_dir / "state"
 
@@ -181,10 +193,36 @@ def get_settings() -> Settings:
     return Settings()
 
 
-def child_environment(**settings: str) -> dict[str, str]:
-    """This process's environment plus ``MOVIEFLIX_<NAME>`` settings, for a child process.
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """``settings`` as ``MOVIEFLIX_<NAME>`` variables: a child process reads the same settings.
+
+    >>> env = settings_environment(Settings(topic_partitions=3, kafka_client_config={"a": "b"}))
+    >>> env["MOVIEFLIX_TOPIC_PARTITIONS"], env["MOVIEFLIX_KAFKA_CLIENT_CONFIG"]
+    ('3', '{"a": "b"}')
+    """
+    out = {}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        elif isinstance(value, dict):
+            value = json.dumps(value)
+        out[f"MOVIEFLIX_{name.upper()}"] = str(value)
+    return out
+
+
+def child_environment(settings: Settings | None = None, **overrides: str) -> dict[str, str]:
+    """An environment for a child process: this one's, with ``settings`` (all of them, in
+    place of any ``MOVIEFLIX_*`` variables) and ``MOVIEFLIX_<NAME>`` ``overrides``.
 
     >>> child_environment(postgres_dsn="postgresql://x")["MOVIEFLIX_POSTGRES_DSN"]
     'postgresql://x'
+    >>> child_environment(Settings(local_kafka_port=19092))["MOVIEFLIX_LOCAL_KAFKA_PORT"]
+    '19092'
     """
-    return {**os.environ, **{f"MOVIEFLIX_{k.upper()}": v for k, v in settings.items()}}
+    env = dict(os.environ)
+    if settings is not None:
+        env = {k: v for k, v in env.items() if not k.startswith("MOVIEFLIX_")}
+        env.update(settings_environment(settings))
+    return {**env, **{f"MOVIEFLIX_{k.upper()}": v for k, v in overrides.items()}}

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -53,6 +54,9 @@ class DemoResult:
     analytics_lag: int = 0
     #: Rows per PostgreSQL table, when the PostgreSQL sink ran.
     postgres_rows: dict[str, int] = field(default_factory=dict)
+    #: The fraud app's alerts on this run's traffic, scored against its labels.
+    fraud: dict[str, Any] = field(default_factory=dict)
+    fraud_lag: int = 0
 
 
 def _interrupt(process: subprocess.Popen[bytes], *, timeout: float) -> None:
@@ -71,7 +75,7 @@ def stream_process(
     settings: Settings, app: str = "analytics", *, postgres_dsn: str | None = None
 ) -> Iterator[None]:
     """``movieflix-lab stream APP`` in a child process, stopped with Ctrl-C's signal."""
-    env = child_environment(**({"postgres_dsn": postgres_dsn} if postgres_dsn else {}))
+    env = child_environment(settings, **({"postgres_dsn": postgres_dsn} if postgres_dsn else {}))
     process = subprocess.Popen(
         [sys.executable, "-m", "movieflix_lab", "stream", app],
         stdin=subprocess.DEVNULL,
@@ -153,6 +157,7 @@ def gateway_process(
          "--workers", str(workers)],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
+        env=child_environment(settings),
     )  # fmt: skip
     try:
         deadline = time.monotonic() + timeout
@@ -189,6 +194,18 @@ def _summarise_windows(settings: Settings, result: DemoResult) -> None:
         result.top_genre = f"{best['genre']} ({best['mean_seconds'] / 60:.0f} min on average)"
 
 
+def _score_fraud(settings: Settings, labels: Path, config: Any) -> dict[str, Any]:
+    """The fraud app's alerts on this run's traffic, against the run's labels."""
+    from movieflix_lab.fraud_eval import evaluate_from_topic
+
+    time.sleep(1.0)  # the last alerts in flight
+    start = int(config.start.timestamp() * 1000)
+    end = start + int(config.minutes * 60_000) + 3_600_000
+    report = evaluate_from_topic(settings, labels, span_ms=(start, end))
+    return {key: report[key] for key in ("alerts", "precision", "recall", "per_detector",
+                                         "per_scenario", "hard_negative_false_alerts")}  # fmt: skip
+
+
 def run_demo(
     settings: Settings,
     options: DemoOptions,
@@ -220,9 +237,11 @@ def run_demo(
         with (
             postgres_sink(settings, say) as dsn,
             stream_process(settings, postgres_dsn=dsn),
+            stream_process(settings, "fraud"),
             gateway_process(settings) as url,
         ):
             say("analytics stream app started (genre watch time, search volume)")
+            say("fraud stream app started (rules + River model → fraud-signals)")
             say(f"gateway ready at {url}")
             config = SimulationConfig(
                 seed=options.seed,
@@ -247,6 +266,8 @@ def run_demo(
             counts = {d.name: d.messages for d in describe_topics(settings) if d.in_catalog}
             result = DemoResult(url, simulated.events, simulated.incidents, labels, counts)
             result.analytics_lag = lag
+            result.fraud_lag = _wait_for_catch_up(settings, "fraud")
+            result.fraud = _score_fraud(settings, labels, config)
             _summarise_windows(settings, result)
             if dsn is not None:
                 time.sleep(settings.stream_commit_interval_s + 1)  # the sink writes at checkpoints

@@ -19,6 +19,7 @@ labels instead (no latency: the produce times are not known).
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import time
@@ -40,13 +41,22 @@ from movieflix_lab.exceptions import MovieflixError
 from movieflix_lab.fraud.evaluate import login_scores, roc_auc, score_alerts
 from movieflix_lab.fraud.model import ModelConfig, OnlineFraudModel
 from movieflix_lab.kafka.catalog import FRAUD_SIGNALS, create_topics
-from movieflix_lab.kafka.client import admin_client, consumer
+from movieflix_lab.kafka.client import admin_client, consumer, watermarks
 from movieflix_lab.kafka.tail import TopicTail
 from movieflix_lab.simulate import KafkaSink, SimulationConfig, Simulator, run_simulation
 
-__all__ = ["GOALS", "FraudScenario", "evaluate_from_topic", "run_fraud_eval"]
+__all__ = [
+    "GOALS",
+    "FraudScenario",
+    "TimedSink",
+    "evaluate_from_topic",
+    "run_fraud_eval",
+    "start_group_at_end",
+    "wait_for_members",
+]
 
 Say = Callable[[str], None]
+logger = logging.getLogger(__name__)
 
 #: The issue's goals: (metric, comparison, value).
 GOALS = (
@@ -88,7 +98,7 @@ class FraudScenario:
         return config if start is None else replace(config, start=start)
 
 
-class _TimedSink(KafkaSink):
+class TimedSink(KafkaSink):
     """The Kafka sink, noting when each event was handed to the producer."""
 
     def __init__(self, settings: Settings) -> None:
@@ -100,7 +110,7 @@ class _TimedSink(KafkaSink):
         self.produced_ms[str(event.event_id)] = time.time() * 1000
 
 
-def _start_group_at_end(settings: Settings, group: str, topics: tuple[str, ...]) -> None:
+def start_group_at_end(settings: Settings, group: str, topics: tuple[str, ...]) -> None:
     """Commit ``group``'s offsets at the current end of ``topics``: it reads only what follows."""
     client = consumer(settings, group)
     try:
@@ -108,14 +118,14 @@ def _start_group_at_end(settings: Settings, group: str, topics: tuple[str, ...])
         offsets = []
         for topic in topics:
             for p in metadata.topics[topic].partitions:
-                high = client.get_watermark_offsets(TopicPartition(topic, p), 10)[1]
+                high = watermarks(client, topic, p)[1]
                 offsets.append(TopicPartition(topic, p, high))
         client.commit(offsets=offsets, asynchronous=False)
     finally:
         client.close()
 
 
-def _wait_for_members(settings: Settings, group: str, timeout: float) -> None:
+def wait_for_members(settings: Settings, group: str, timeout: float) -> None:
     admin = admin_client(settings)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -128,8 +138,10 @@ def _wait_for_members(settings: Settings, group: str, timeout: float) -> None:
 
 
 @contextmanager
-def _fraud_app(prefix: str, model_dir: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    env = child_environment(stream_group_prefix=prefix, fraud_model_dir=str(model_dir))
+def _fraud_app(
+    settings: Settings, prefix: str, model_dir: Path, log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    env = child_environment(settings, stream_group_prefix=prefix, fraud_model_dir=str(model_dir))
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "movieflix_lab", "stream", "fraud"],
@@ -144,6 +156,27 @@ def _fraud_app(prefix: str, model_dir: Path, log: Path) -> Iterator[subprocess.P
             from movieflix_lab.demo import _interrupt
 
             _interrupt(process, timeout=60)
+
+
+def _clean_up(settings: Settings, group: str, work: Path) -> None:
+    """Remove what the evaluation's consumer group left: its internal topics, offsets, state."""
+    import shutil
+
+    admin = admin_client(settings)
+    internal = [
+        name
+        for name in admin.list_topics(timeout=10).topics
+        if name.startswith((f"changelog__{group}--", f"repartition__{group}--"))
+    ]
+    futures = list(admin.delete_topics(internal).values()) if internal else []
+    futures += list(admin.delete_consumer_groups([group]).values())
+    for future in futures:
+        try:
+            future.result(30)
+        except Exception as exc:  # leave it: the report matters more than the tidying
+            logger.warning("could not remove %s's leftovers: %s", group, exc)
+    shutil.rmtree(settings.state_dir / "fraud" / "0" / group, ignore_errors=True)
+    shutil.rmtree(work, ignore_errors=True)
 
 
 def _ato_auc(
@@ -215,7 +248,7 @@ def run_fraud_eval(
     work.mkdir(parents=True, exist_ok=True)
     try:
         create_topics(settings)
-        _start_group_at_end(settings, group, FRAUD_INPUTS)
+        start_group_at_end(settings, group, FRAUD_INPUTS)
         tail = TopicTail(
             settings,
             FRAUD_SIGNALS.name,
@@ -224,10 +257,10 @@ def run_fraud_eval(
         )
         config = scenario.config()
         labels = settings.raw_dir / "simulations" / f"eval-fraud-{run}"
-        with _fraud_app(prefix, work / "model", work / "fraud-app.log") as app:
+        with _fraud_app(settings, prefix, work / "model", work / "fraud-app.log") as app:
             say(f"fraud app started (consumer group {group}); waiting for its partitions")
-            _wait_for_members(settings, group, timeout=120)
-            sink = _TimedSink(settings)
+            wait_for_members(settings, group, timeout=120)
+            sink = TimedSink(settings)
             lags: list[tuple[float, int]] = []
             produce_start = time.monotonic()
             last_check = [time.monotonic()]
@@ -260,7 +293,8 @@ def run_fraud_eval(
             received_ms={r.value["alert_id"]: r.received_ms for r in received},
         )
         say("scoring the River model's account-takeover ranking (same model, replayed)")
-        auc = _ato_auc(config, incidents, OnlineFraudModel.load_or_new(work / "model").config)
+        model = OnlineFraudModel.load_or_new(work / "model")
+        auc = _ato_auc(config, incidents, model.config)
         report = {
             **score.as_dict(),
             "roc_auc_account_takeover": auc["roc_auc"],
@@ -272,9 +306,11 @@ def run_fraud_eval(
             "lag_samples": lags,
             "left_unread": left,
             "consumer_group": group,
+            "model": {"events_learned": model.learned, "drifts_detected": model.drifts},
             "labels": str(labels),
         }
         report["goals"] = _goals(report)
+        _clean_up(settings, group, work)
         return report
     finally:
         if started_broker and broker is not None:
@@ -292,11 +328,17 @@ def latest_labels(settings: Settings) -> Path:
 
 
 def evaluate_from_topic(
-    settings: Settings, labels: Path | None = None, source: str | None = None
+    settings: Settings,
+    labels: Path | None = None,
+    source: str | None = None,
+    *,
+    span_ms: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     """Score the alerts on ``fraud-signals`` against a simulation's labels.
 
-    Only the alerts of consumer group ``source`` count (default: the live fraud app's).
+    Only the alerts of consumer group ``source`` count (default: the live fraud app's), and
+    with ``span_ms`` only those whose decisive event lies in it (the simulation's time span:
+    the topic may hold alerts of other runs).
     """
     folder = labels or latest_labels(settings)
     if not (folder / "labels.parquet").exists():
@@ -316,7 +358,10 @@ def evaluate_from_topic(
             raise MovieflixError(f"could not read {FRAUD_SIGNALS.name} to its end within 120 s")
     finally:
         tail.stop()
-    score = score_alerts([r.value for r in tail.snapshot()], incidents)
+    alerts = [r.value for r in tail.snapshot()]
+    if span_ms is not None:
+        alerts = [a for a in alerts if span_ms[0] <= a.get("event_time_ms", -1) <= span_ms[1]]
+    score = score_alerts(alerts, incidents)
     report = {
         **score.as_dict(),
         "roc_auc_account_takeover": None,

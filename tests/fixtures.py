@@ -37,6 +37,7 @@ def local_broker_settings(home: Path) -> Settings:
         local_kafka_port=free_port(),
         local_controller_port=free_port(),
         data_dir=home.parent / "data",
+        models_dir=home.parent / "models",
     )
 
 
@@ -49,6 +50,7 @@ def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
     """An environment in which ``movieflix-lab`` uses ``settings``' cluster and paths."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MOVIEFLIX_")}
     env["MOVIEFLIX_DATA_DIR"] = str(settings.data_dir)
+    env["MOVIEFLIX_MODELS_DIR"] = str(settings.models_dir)
     if settings.uses_local_broker:
         env["MOVIEFLIX_KAFKA_DATA_DIR"] = str(settings.broker_dir)
         env["MOVIEFLIX_LOCAL_KAFKA_PORT"] = str(settings.local_kafka_port)

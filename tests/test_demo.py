@@ -24,7 +24,12 @@ def test_demo_runs_end_to_end_and_cleans_up(fresh: Settings) -> None:
     out = result.stdout
     assert "Kafka 4.3.1 at" in out and "gateway ready at" in out
     assert "events through the gateway" in out and "stopped the broker the demo started" in out
-    assert "analytics stream app started" in out
+    assert "analytics stream app started" in out and "fraud stream app started" in out
+    fraud = next(line for line in out.splitlines() if "fraud app lag" in line)
+    assert fraud.split("│")[2].strip() == "0", fraud
+    assert "fraud alerts on fraud-signals" in out and "/v1/fraud/alerts" in out
+    model = json.loads((fresh.models_dir / "fraud" / "model.json").read_text())
+    assert model["events_learned"] > 500  # the fraud app's model, beside its provenance
     # The first half hour's windows closed once event time passed 18:35; every genre there.
     windows = next(line for line in out.splitlines() if "closed genre windows" in line)
     assert int(windows.split("│")[2].split()[0]) > 0, windows

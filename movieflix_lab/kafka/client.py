@@ -12,10 +12,11 @@ in the same partition whoever wrote it (the gateway, the simulator, a Kafka Stre
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 from quixstreams.kafka.configuration import ConnectionConfig
 
@@ -177,3 +178,30 @@ def partition_for_key(key: str | bytes, partitions: int) -> int:
     """
     raw = key.encode() if isinstance(key, str) else key
     return (murmur2(raw) & 0x7FFFFFFF) % partitions
+
+
+_LEADERLESS = {
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+}
+
+
+def watermarks(
+    reader: Consumer, topic: str, partition: int, timeout: float = 30.0
+) -> tuple[int, int]:
+    """(low, high) offsets of a partition, waiting out a leader election (a topic just
+    created has no leader for a moment)."""
+    from confluent_kafka import TopicPartition
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            low, high = reader.get_watermark_offsets(TopicPartition(topic, partition), 10)
+            return int(low), int(high)
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            retriable = error is not None and error.code() in _LEADERLESS
+            if not retriable or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)

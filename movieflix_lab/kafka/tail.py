@@ -20,7 +20,7 @@ from typing import Any, Literal
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaException, TopicPartition
 
 from movieflix_lab.config import Settings
-from movieflix_lab.kafka.client import consumer
+from movieflix_lab.kafka.client import consumer, watermarks
 
 __all__ = ["Received", "TopicTail"]
 
@@ -63,7 +63,7 @@ class TopicTail:
         assignment = []
         for p in partitions:
             if start == "end":  # resolve now: records written after this call are all seen
-                offset = self._consumer.get_watermark_offsets(TopicPartition(topic, p), 10)[1]
+                offset = watermarks(self._consumer, topic, p)[1]
             assignment.append(TopicPartition(topic, p, offset))
         self._consumer.assign(assignment)
         self._stop = threading.Event()
@@ -102,7 +102,7 @@ class TopicTail:
             meta = client.list_topics(self.topic, timeout=10).topics[self.topic].partitions
             ends = {}
             for p in meta:
-                low, high = client.get_watermark_offsets(TopicPartition(self.topic, p), 10)
+                low, high = watermarks(client, self.topic, p)
                 if high > low:
                     ends[p] = high
         finally:

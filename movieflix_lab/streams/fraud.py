@@ -77,7 +77,8 @@ def options_from(settings: Settings, instance: str = "0", source: str = "") -> F
         failed_window=timedelta(seconds=settings.fraud_failed_window_s),
         cooldown=timedelta(seconds=settings.fraud_cooldown_s),
     )
-    folder = settings.fraud_model_dir if instance == "0" else settings.fraud_model_dir / instance
+    folder = settings.fraud_model_path
+    folder = folder if instance == "0" else folder / instance
     return FraudOptions(
         rules=rules,
         model=ModelConfig(alert_quantile=settings.fraud_alert_quantile),
