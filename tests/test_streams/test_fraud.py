@@ -19,7 +19,7 @@ from movieflix_lab.kafka.catalog import create_topics
 from movieflix_lab.kafka.client import consumer, producer
 from movieflix_lab.kafka.event_writer import EventWriter
 from movieflix_lab.serve.app import create_app
-from movieflix_lab.simulate import SimulationConfig, Simulator
+from movieflix_lab.simulate import KafkaSink, SimulationConfig, Simulator, run_simulation
 from movieflix_lab.streams.runner import run_app
 from tests.fixtures import cli_env, run_cli, with_settings
 from tests.test_streams.fixtures import clean_kafka
@@ -70,9 +70,8 @@ def fraud_runs(clean_kafka: Settings, tmp_path_factory: pytest.TempPathFactory):
     first = SimulationConfig(seed=31, users=800, minutes=180, activity=4, incident_rates=RATES)
     sim1 = Simulator(first)
     part1 = list(sim1.events())
-    with EventWriter(settings) as writer:
-        for event in part1:
-            writer.send(event)
+    labels = tmp_path_factory.mktemp("labels")
+    run_simulation(first, KafkaSink(settings), labels_dir=labels)  # the same events, labelled
     out = producer(settings)
     for topic in ("login-events", "user-interactions"):
         for raw in POISON:
@@ -109,6 +108,7 @@ def fraud_runs(clean_kafka: Settings, tmp_path_factory: pytest.TempPathFactory):
             "straddle": straddle,
             "model_dir": model_dir,
             "incidents": [*sim1.incidents, *sim2.incidents],
+            "labels": labels,
         },
     )
 
@@ -207,6 +207,24 @@ def test_the_alerts_endpoint_lists_and_filters_them(fraud_runs) -> None:  # type
         assert recent["count"] == sum(1 for d in detected if d >= cut)
         bad = client.get("/v1/fraud/alerts", params={"limit": 0})
         assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "limit"
+
+
+def test_eval_fraud_from_topic_scores_what_the_live_app_wrote(fraud_runs) -> None:  # type: ignore[no-untyped-def]
+    settings, _, alerts, _, _, extra = fraud_runs
+    result = run_cli("eval", "fraud", "--from-topic", "--labels", str(extra["labels"]), "--json",
+                     env=cli_env(settings))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["consumer_group"] == "movieflix-fraud"
+    assert report["alerts"] == len({a["alert_id"] for a in alerts})
+    for scenario in ("binge_bot", "credential_stuffing"):  # the first simulation's incidents
+        row = report["per_scenario"][scenario]
+        assert row["incidents"] >= 5 and row["recall"] == 1.0, row
+    assert report["latency_p99_ms"] is None  # produce times are unknown to a later reader
+    missing = run_cli("eval", "fraud", "--from-topic", "--labels", "/nonexistent",
+                      env=cli_env(settings))  # fmt: skip
+    assert missing.returncode == 1 and "no labels.parquet in /nonexistent" in missing.stderr
+    assert "Traceback" not in missing.stderr
 
 
 def test_eval_fraud_runs_a_labelled_scenario_through_the_pipeline(

@@ -41,7 +41,7 @@ from tests.test_streams.fixtures import (
 
 __all__ = ["fresh_database", "postgres"]
 
-CONFIG = SimulationConfig(seed=13, users=3000, movies=500, minutes=None, events=40_000,
+CONFIG = SimulationConfig(seed=13, users=3000, movies=500, minutes=None, events=80_000,
                           activity=30)  # fmt: skip
 GRACE = str(int(REPLAY_GRACE.total_seconds()))
 EOS = ("--guarantee", "exactly-once")
