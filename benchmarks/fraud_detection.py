@@ -221,7 +221,7 @@ def main() -> None:
         notes.append(
             "One machine runs the broker, the producer (simulator, paced) and the app, so "
             "latency includes competing for 2 cores. The fraud app runs with Quix's low-latency "
-            "settings (consumer poll 50 ms, fetch wait 20 ms, 500-message buffers)."
+            "settings (consumer poll 5 ms, fetch wait 5 ms, 100-message buffers per partition)."
         )
     finally:
         broker.stop()

@@ -241,7 +241,12 @@ def stream_application(
 
     ``low_latency`` (the fraud app): Quix's consumer otherwise waits up to a second to fill a
     batch of 10,000 messages per poll, and the broker up to 500 ms for a fetch to have data;
-    alerts would wait for that at every hop (the IP repartition topic is a second one).
+    alerts would wait for that at every hop (the IP repartition topic is a second one), and
+    with several input topics aligned by event time a record also waits for every other
+    partition's buffer to be fed. Polls of 5 ms, fetches waiting at most 5 ms and buffers of
+    100 messages per partition took the fraud alerts' p99 at 5,000 events/s from 0.7–1.4 s
+    (50-ms polls, 500-message buffers) to 0.3–0.46 s, for a few per cent of a core polling
+    while idle.
     """
     dead_letters = DeadLetters(settings, name)
     state_dir = settings.state_dir / name / instance
@@ -253,8 +258,8 @@ def stream_application(
         producer_extra.update(_transactional(settings, name, instance, interval))
     latency: dict[str, Any] = {}
     if low_latency:
-        extra = {"fetch.wait.max.ms": "20", **extra}
-        latency = {"consumer_poll_timeout": 0.05, "max_partition_buffer_size": 500}
+        extra = {"fetch.wait.max.ms": "5", **extra}
+        latency = {"consumer_poll_timeout": 0.005, "max_partition_buffer_size": 100}
     app = Application(
         broker_address=quix_connection(settings),
         consumer_group=group_name(settings, name),
