@@ -244,8 +244,8 @@ def stream_application(
     alerts would wait for that at every hop (the IP repartition topic is a second one), and
     with several input topics aligned by event time a record also waits for every other
     partition's buffer to be fed. Polls of 5 ms, fetches waiting at most 5 ms and buffers of
-    100 messages per partition took the fraud alerts' p99 at 5,000 events/s from 0.7–1.4 s
-    (50-ms polls, 500-message buffers) to 0.3–0.46 s, for a few per cent of a core polling
+    100 messages per partition took the fraud alerts' p99 at 5,000 events/s from 0.7-1.4 s
+    (50-ms polls, 500-message buffers) to 0.3-0.46 s, for a few per cent of a core polling
     while idle.
     """
     dead_letters = DeadLetters(settings, name)
