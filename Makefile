@@ -63,6 +63,7 @@ bench: setup ## Run the benchmarks; results in reports/benchmarks/.
 	@$(BIN)/python benchmarks/gateway_ingest.py
 	$(BIN)/python benchmarks/stream_catchup.py
 	$(BIN)/python benchmarks/fraud_detection.py
+	$(BIN)/python benchmarks/recommendations.py
 
 check: $(INSTALLED) ## Lint and type-check (ruff, mypy).
 	@$(BIN)/ruff check movieflix_lab tests benchmarks scripts

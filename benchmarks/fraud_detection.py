@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import write_results
+from common import free_port, write_results
 from confluent_kafka import Consumer, Producer
 from rich.console import Console
 
@@ -56,14 +56,6 @@ from movieflix_lab.streams.runner import outstanding, run_app
 
 console = Console()
 PASSTHROUGH = "bench.passthrough"
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def passthrough(bootstrap: str, group: str) -> None:
@@ -150,7 +142,7 @@ def main() -> None:
 
     home = Path(tempfile.mkdtemp(prefix="movieflix-bench-fraud-"))
     settings = Settings(kafka_data_dir=home / "kafka", data_dir=home / "data",
-                        local_kafka_port=_free_port(), local_controller_port=_free_port(),
+                        local_kafka_port=free_port(), local_controller_port=free_port(),
                         fraud_model_dir=home / "model")  # fmt: skip
     broker = LocalBroker(settings)
     rows: list[dict] = []  # type: ignore[type-arg]

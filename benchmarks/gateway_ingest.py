@@ -21,7 +21,6 @@ import asyncio
 import gc
 import json
 import multiprocessing
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import aiohttp
-from common import write_results
+from common import Send, closed_loop, fixed_rate, percentile, write_results
 
 from movieflix_lab.config import get_settings
 from movieflix_lab.demo import gateway_process
@@ -67,11 +66,6 @@ def raw_producer_rate(events: list[tuple[bytes, str, str]]) -> float:
     return len(events) / (time.perf_counter() - started)
 
 
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 # --- the load process -----------------------------------------------------------------
 
 HEADERS = {"content-type": "application/json"}
@@ -97,59 +91,17 @@ async def _batches(url: str, bodies: list[bytes], batch: int, clients: int) -> d
         await asyncio.gather(*(worker(session) for _ in range(clients)))
         elapsed = time.perf_counter() - started
     return {"events_per_s": len(bodies) / elapsed, "requests": len(chunks), "failures": failures,
-            "p50_ms": _percentile(latencies, 0.5) * 1000,
-            "p99_ms": _percentile(latencies, 0.99) * 1000}  # fmt: skip
+            "p50_ms": percentile(latencies, 0.5) * 1000,
+            "p99_ms": percentile(latencies, 0.99) * 1000}  # fmt: skip
 
 
-async def _fixed_rate(url: str, bodies: list[bytes], rate: float, seconds: float) -> dict:
-    """Open loop: request i is sent at start + i/rate whatever happened to the others."""
-    total = int(rate * seconds)
-    latencies: list[float] = []
-    failures = 0
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=512)) as session:
+def _post(url: str, bodies: list[bytes]) -> Send:
+    async def send(session: aiohttp.ClientSession, i: int) -> int:
+        async with session.post(url, data=bodies[i % len(bodies)], headers=HEADERS) as response:
+            await response.read()
+            return response.status
 
-        async def one(i: int, scheduled: float) -> None:
-            nonlocal failures
-            async with session.post(url, data=bodies[i % len(bodies)], headers=HEADERS) as response:
-                await response.read()
-                failures += response.status != 200
-            latencies.append(time.perf_counter() - scheduled)
-
-        start = time.perf_counter() + 0.2
-        tasks = []
-        for i in range(total):
-            scheduled = start + i / rate
-            delay = scheduled - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(i, scheduled)))
-        await asyncio.gather(*tasks)
-        elapsed = time.perf_counter() - start
-    return {"requests_per_s": total / elapsed, "requests": total, "failures": failures,
-            "p50_ms": _percentile(latencies, 0.5) * 1000,
-            "p99_ms": _percentile(latencies, 0.99) * 1000}  # fmt: skip
-
-
-async def _closed_loop(url: str, bodies: list[bytes], clients: int, seconds: float) -> dict:
-    latencies: list[float] = []
-    deadline = time.perf_counter() + seconds
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=clients)) as session:
-
-        async def worker(offset: int) -> None:
-            i = offset
-            while time.perf_counter() < deadline:
-                sent = time.perf_counter()
-                async with session.post(url, data=bodies[i % len(bodies)], headers=HEADERS) as r:
-                    await r.read()
-                latencies.append(time.perf_counter() - sent)
-                i += clients
-
-        started = time.perf_counter()
-        await asyncio.gather(*(worker(k) for k in range(clients)))
-        elapsed = time.perf_counter() - started
-    return {"requests_per_s": len(latencies) / elapsed,
-            "p50_ms": statistics.median(latencies) * 1000,
-            "p99_ms": _percentile(latencies, 0.99) * 1000}  # fmt: skip
+    return send
 
 
 def _phase(
@@ -162,9 +114,9 @@ def _phase(
     if name == "batches":
         out.put(asyncio.run(_batches(url, bodies, 100, 8)))
     elif name == "fixed_rate":
-        out.put(asyncio.run(_fixed_rate(url, bodies, args.rate, args.seconds)))
+        out.put(asyncio.run(fixed_rate(_post(url, bodies), args.rate, args.seconds)))
     else:
-        out.put(asyncio.run(_closed_loop(url, bodies, 32, args.seconds / 2)))
+        out.put(asyncio.run(closed_loop(_post(url, bodies), 32, args.seconds / 2)))
 
 
 def _in_second_process(name: str, url: str, bodies: list[bytes], args: argparse.Namespace) -> dict:

@@ -40,6 +40,10 @@ app.add_typer(broker_app, name="broker")
 app.add_typer(topics_app, name="topics")
 eval_app = typer.Typer(help="Score models and detectors against labels.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
+train_app = typer.Typer(help="Fit models and save them as versions.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+import_app = typer.Typer(help="Bring public datasets in.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
 
 
 @app.callback()
@@ -356,7 +360,9 @@ def _run_all(args: list[str]) -> None:
 
 @app.command("stream")
 def stream(
-    name: Annotated[str, typer.Argument(help="analytics, fraud, or all (one process per app).")],
+    name: Annotated[
+        str, typer.Argument(help="analytics, fraud, recs, or all (one process per app).")
+    ],
     timeout: Annotated[
         float,
         typer.Option(
@@ -475,9 +481,6 @@ def serve(
     )
 
 
-# --- demo -----------------------------------------------------------------------------
-
-
 # --- evaluation -----------------------------------------------------------------------
 
 
@@ -558,6 +561,150 @@ def eval_fraud(
         _fraud_table(report)
 
 
+# --- recommendations ------------------------------------------------------------------
+
+
+class _StepProgress:
+    """A rich progress bar whose task follows the job's current step."""
+
+    def __init__(self, bar: Progress) -> None:
+        self.bar = bar
+        self.tasks: dict[str, Any] = {}
+
+    def __call__(self, step: str, done: int, total: int) -> None:
+        task = self.tasks.get(step)
+        if task is None:
+            task = self.tasks[step] = self.bar.add_task(step, total=max(total, 1))
+        self.bar.update(task, completed=done, total=max(total, 1))
+
+
+def _step_bar(to_stderr: bool = False) -> Progress:
+    return Progress(
+        "[progress.description]{task.description}", BarColumn(),
+        "{task.completed:,.0f}/{task.total:,.0f}", TimeElapsedColumn(),
+        console=err_console if to_stderr else console, transient=True,
+    )  # fmt: skip
+
+
+def _recs_table(report: dict[str, Any], title: str) -> None:
+    k = report.get("k", 10)
+    table = Table(title=title)
+    for column in ("metric", "ALS", "popularity"):
+        table.add_column(column)
+    for metric in (f"precision@{k}", f"recall@{k}", f"ndcg@{k}", f"map@{k}", "coverage"):
+        table.add_row(metric, _fmt(report.get(metric)), _fmt(report.get(f"popularity_{metric}")))
+    console.print(table)
+    console.print(
+        f"NDCG@{k} ALS / popularity: {_fmt(report.get('ndcg_ratio'))}x; "
+        f"{report.get('users_evaluated', 0):,} users evaluated on their latest "
+        f"{report.get('holdout', 0.2):.0%} of movies; hyper-parameters {report.get('params')}"
+    )
+
+
+@train_app.command("recs")
+def train_recs_command(
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            help="A MovieLens folder, `import movielens` output or simulate Parquet "
+            "folder (default: the watch-history topic)."
+        ),
+    ] = None,
+    movies: Annotated[
+        Path | None, typer.Option(help="A movies.parquet (movie_id, title, genre) catalog.")
+    ] = None,
+    tune: Annotated[
+        bool, typer.Option(help="Tune the hyper-parameters on a validation split.")
+    ] = True,
+) -> None:
+    """Fit implicit ALS and save it as models/recs/<version>/ (latest points at it)."""
+    from movieflix_lab.recs_jobs import train_recs
+
+    s = settings()
+    if data is None:
+        from movieflix_lab.kafka.client import wait_until_reachable
+
+        wait_until_reachable(s)
+    with _step_bar() as bar:
+        result = train_recs(s, data=data, movies_path=movies, tune=tune,
+                            progress=_StepProgress(bar))  # fmt: skip
+    console.print(
+        f"[green]•[/] model [bold]{result['version']}[/]: {result['users']:,} users, "
+        f"{result['movies']:,} movies, {result['interactions']:,} interactions, fit in "
+        f"{result['fit_seconds']:.2f} s → {result['path']}"
+    )
+    if result["metrics"]:
+        _recs_table(result["metrics"], "held-out latest movies (model fitted before them)")
+    else:
+        console.print(result.get("metrics_note", ""))
+
+
+@eval_app.command("recs")
+def eval_recs(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            help="A MovieLens folder, `import movielens` output or simulate Parquet "
+            "folder (default: a seeded simulated history)."
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated history.")] = 42,
+    users: Annotated[int, typer.Option(min=20, help="Simulated users.")] = 2000,
+    days: Annotated[float, typer.Option(min=1, help="Simulated days.")] = 14.0,
+    tune: Annotated[
+        bool, typer.Option(help="Tune on a validation split (never the test split).")
+    ] = True,
+) -> None:
+    """Precision, recall, NDCG, MAP @10 and coverage of ALS next to popularity."""
+    import json
+
+    from movieflix_lab.recs_jobs import run_recs_eval
+
+    with _step_bar(to_stderr=as_json) as bar:
+        report = run_recs_eval(data=data, seed=seed, users=users, days=days, tune=tune,
+                               progress=_StepProgress(bar))  # fmt: skip
+    if as_json:
+        print(json.dumps(report, default=str))
+        return
+    _recs_table(report, "recommendations on held-out latest movies")
+    for name, goal in report.get("goals", {}).items():
+        mark = "[green]met[/]" if goal["met"] else "[red]not met[/]"
+        console.print(f"  goal {name} {goal['goal']}: {_fmt(goal['value'])} — {mark}")
+
+
+@import_app.command("movielens")
+def import_movielens_command(
+    path: Annotated[
+        Path, typer.Argument(help="A MovieLens folder (ml-100k, ml-1m, ml-latest, ml-25m...).")
+    ],
+    out: Annotated[
+        Path | None, typer.Option(help="Where to write the Parquet (default data/movielens/NAME).")
+    ] = None,
+    replay: Annotated[
+        bool, typer.Option(help="Also replay the viewings into watch-history, in time order.")
+    ] = False,
+) -> None:
+    """Read MovieLens ratings as watch-history; optionally replay them into Kafka."""
+    from movieflix_lab.recs_jobs import import_movielens
+
+    s = settings()
+    if replay:
+        from movieflix_lab.kafka.client import wait_until_reachable
+
+        wait_until_reachable(s)
+    with _step_bar() as bar:
+        summary = import_movielens(s, path, out=out, replay=replay, progress=_StepProgress(bar))
+    console.print(
+        f"[green]•[/] {summary['layout']}: {summary['interactions']:,} ratings of "
+        f"{summary['movies']:,} movies by {summary['users']:,} users → {summary['out']}"
+        + (f"; {summary['replayed']:,} viewings replayed into watch-history" if replay else "")
+    )
+
+
+# --- demo -----------------------------------------------------------------------------
+
+
 @app.command("demo")
 def demo(
     seed: Annotated[int, typer.Option(help="Seed of the simulated traffic.")] = 42,
@@ -568,7 +715,7 @@ def demo(
         bool, typer.Option("--exit", help="Finish after the summary instead of serving.")
     ] = False,
 ) -> None:
-    """The main job end to end: broker, topics, gateway, simulated traffic, summary."""
+    """The main job end to end: broker, topics, stream apps, serve app, traffic, models."""
     import time
 
     from movieflix_lab.demo import DemoOptions, DemoResult, run_demo
@@ -629,6 +776,25 @@ def demo(
                 )
                 table.add_row("  fraud app lag", f"{result.fraud_lag:,}")
                 table.add_row("  alerts API", f"{result.gateway_url}/v1/fraud/alerts")
+            recs = result.recs
+            if recs:
+                metrics = recs.get("metrics") or {}
+                table.add_row(
+                    "recommendation model",
+                    f"{recs['version']}: {recs['users']:,} users x {recs['movies']:,} movies, "
+                    f"fit {recs['fit_seconds']:.2f} s ({recs['path']})",
+                )
+                if metrics:
+                    table.add_row(
+                        "  held-out NDCG@10",
+                        f"ALS {_fmt(metrics['ndcg@10'])} vs popularity "
+                        f"{_fmt(metrics['popularity_ndcg@10'])} ({_fmt(metrics['ndcg_ratio'])}x)",
+                    )
+                else:
+                    table.add_row("  held-out NDCG@10", recs.get("metrics_note", "—"))
+                titles = ", ".join(item["title"] for item in recs["example"]["items"])
+                table.add_row("  recommendations API", f"{recs['example_url']} → {titles}")
+                table.add_row("  recs app lag", f"{result.recs_lag:,}")
             for name, rows in result.postgres_rows.items():
                 table.add_row(f"  PostgreSQL {name}", f"{rows:,} rows")
             table.add_row("gateway", result.gateway_url)

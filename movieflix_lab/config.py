@@ -98,6 +98,14 @@ class Settings(BaseSettings):
     #: by default ``<models_dir>/fraud``.
     fraud_model_dir: Path | None = None
 
+    # --- recommendations ----------------------------------------------------------------
+    #: Model versions (``<version>/`` and the ``latest`` link); by default ``<models_dir>/recs``.
+    recs_model_dir: Path | None = None
+    #: The recs app refits the whole model in the background this often (0: never).
+    recs_refit_interval_s: float = Field(900.0, ge=0)
+    #: How often the recs app and the serve app look for a new model version.
+    recs_reload_interval_s: float = Field(2.0, gt=0)
+
     # --- the gateway ------------------------------------------------------------------
     #: When set, ``POST /v1/events`` requires it in the ``X-API-Key`` header.
     api_key: SecretStr | None = None
@@ -181,6 +189,11 @@ class Settings(BaseSettings):
     def fraud_model_path(self) -> Path:
         """The fraud app's model folder (``fraud_model_dir``, else ``models/fraud``)."""
         return self.fraud_model_dir or self.models_dir / "fraud"
+
+    @property
+    def recs_model_path(self) -> Path:
+        """Recommendation model versions (``recs_model_dir``, else ``models/recs``)."""
+        return self.recs_model_dir or self.models_dir / "recs"
 
     @property
     def state_dir(self) -> Path:

@@ -1,9 +1,11 @@
 """The main job end to end, as ``movieflix-lab demo`` / ``make demo`` runs it.
 
 Starts the local broker (unless a cluster is configured), creates the topics, starts a local
-PostgreSQL server for the stream app's sink (unless one is configured), the analytics stream
-app and the gateway in their own processes, sends seeded traffic through the gateway, shows
-the topics and a summary, then serves until Ctrl-C (or returns at once with ``exit_after``).
+PostgreSQL server for the stream app's sink (unless one is configured), the analytics, fraud
+and recs stream apps and the serve app in their own processes, sends seeded traffic through
+the gateway, scores the fraud alerts against the labels, trains the recommender on the
+run's watch-history (the serve app picks the version up), shows a summary, then serves
+until Ctrl-C (or returns at once with ``exit_after``).
 Everything it started is stopped on the way out; a broker that was already running is left
 running.
 """
@@ -57,6 +59,9 @@ class DemoResult:
     #: The fraud app's alerts on this run's traffic, scored against its labels.
     fraud: dict[str, Any] = field(default_factory=dict)
     fraud_lag: int = 0
+    #: The recommendation model trained on this run's watch-history, and a served example.
+    recs: dict[str, Any] = field(default_factory=dict)
+    recs_lag: int = 0
 
 
 def _interrupt(process: subprocess.Popen[bytes], *, timeout: float) -> None:
@@ -206,6 +211,27 @@ def _score_fraud(settings: Settings, labels: Path, config: Any) -> dict[str, Any
                                          "per_scenario", "hard_negative_false_alerts")}  # fmt: skip
 
 
+def _train_recs(settings: Settings, labels: Path, url: str, say: Say) -> dict[str, Any]:
+    """Train on the run's watch-history; wait until the serve app serves the new version."""
+    from movieflix_lab.recs_jobs import train_recs
+
+    trained = train_recs(settings, movies_path=labels / "movies.parquet")
+    say(f"recommendation model {trained['version']} trained on {trained['interactions']:,} "
+        f"viewings in {trained['fit_seconds']:.2f} s")  # fmt: skip
+    users = sorted(trained.get("sample_users", [])) or ["u000001"]
+    example: dict[str, Any] = {}
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        response = httpx.get(f"{url}/v1/recommendations/{users[0]}?n=3", timeout=5)
+        if response.status_code == 200 and response.json()["model_version"] == trained["version"]:
+            example = response.json()
+            break
+        time.sleep(0.5)
+    if not example:
+        raise MovieflixError(f"the serve app did not pick up model {trained['version']} in 30 s")
+    return {**trained, "example": example, "example_url": f"{url}/v1/recommendations/{users[0]}"}
+
+
 def run_demo(
     settings: Settings,
     options: DemoOptions,
@@ -238,10 +264,12 @@ def run_demo(
             postgres_sink(settings, say) as dsn,
             stream_process(settings, postgres_dsn=dsn),
             stream_process(settings, "fraud"),
+            stream_process(settings, "recs"),
             gateway_process(settings) as url,
         ):
             say("analytics stream app started (genre watch time, search volume)")
             say("fraud stream app started (rules + River model → fraud-signals)")
+            say("recs stream app started (fresh user vectors → recs.user-updates)")
             say(f"gateway ready at {url}")
             config = SimulationConfig(
                 seed=options.seed,
@@ -268,6 +296,8 @@ def run_demo(
             result.analytics_lag = lag
             result.fraud_lag = _wait_for_catch_up(settings, "fraud")
             result.fraud = _score_fraud(settings, labels, config)
+            result.recs_lag = _wait_for_catch_up(settings, "recs")
+            result.recs = _train_recs(settings, labels, url, say)
             _summarise_windows(settings, result)
             if dsn is not None:
                 time.sleep(settings.stream_commit_interval_s + 1)  # the sink writes at checkpoints

@@ -1,6 +1,7 @@
 """``movieflix-lab demo`` as a user runs it, on a broker of its own."""
 
 import json
+import os
 from pathlib import Path
 
 import httpx
@@ -29,6 +30,18 @@ def test_demo_runs_end_to_end_and_cleans_up(fresh: Settings) -> None:
     assert fraud.split("│")[2].strip() == "0", fraud
     assert "fraud alerts on fraud-signals" in out and "/v1/fraud/alerts" in out
     model = json.loads((fresh.models_dir / "fraud" / "model.json").read_text())
+    # The recommender: trained on the run's watch-history, served by the serve app.
+    assert "recs stream app started" in out and "recommendation model" in out
+    recs_lag = next(line for line in out.splitlines() if "recs app lag" in line)
+    assert recs_lag.split("│")[2].strip() == "0", recs_lag
+    version = os.readlink(fresh.models_dir / "recs" / "latest")
+    provenance = json.loads((fresh.models_dir / "recs" / version / "provenance.json").read_text())
+    assert provenance["source"]["kind"] == "topic" and provenance["git_sha"]
+    # A 300-user, one-hour demo is too small to judge quality (the eval's business): it says so.
+    assert provenance["interactions"] > 300 and provenance["metrics"] == {}
+    assert "too little data for a held-out evaluation" in out
+    api = next(line for line in out.splitlines() if "recommendations API" in line)
+    assert "/v1/recommendations/" in api and "→" in api, api
     assert model["events_learned"] > 500  # the fraud app's model, beside its provenance
     # The first half hour's windows closed once event time passed 18:35; every genre there.
     windows = next(line for line in out.splitlines() if "closed genre windows" in line)

@@ -52,6 +52,7 @@ __all__ = [
     "DERIVED_TOPICS",
     "FRAUD_SIGNALS",
     "LOGIN_EVENTS",
+    "RECS_UPDATES",
     "SEARCH_EVENTS",
     "USER_INTERACTIONS",
     "WATCH_HISTORY",
@@ -106,6 +107,8 @@ WATCH_HISTORY = TopicSpec(
             "cleanup.policy": "compact",
             # Compact soon after a segment rolls, but keep a day uncompacted so a stream app
             # that falls behind still sees every viewing (rewatches count for confidence).
+            # The lag is measured on record timestamps (event time): replayed history
+            # older than a day is compacted as soon as its segment rolls.
             "min.compaction.lag.ms": str(DAY_MS),
             "segment.ms": str(DAY_MS),
             "min.cleanable.dirty.ratio": "0.25",
@@ -154,6 +157,21 @@ def derived_topic(name: str, holds: str, key: str = "window group") -> TopicSpec
     return TopicSpec(name, holds, key, _frozen(config))
 
 
+#: The recs app's output: each touched user's fresh vector and full history row. Compacted:
+#: the newest per user is what a serve app starting up needs to catch up.
+RECS_UPDATES = TopicSpec(
+    "recs.user-updates",
+    "each touched user's fresh ALS vector and full history row",
+    "user id",
+    _frozen(
+        {
+            "cleanup.policy": "compact",
+            "min.cleanable.dirty.ratio": "0.25",
+            "segment.ms": str(DAY_MS),
+        }
+    ),
+)
+
 #: Topics the stream apps derive with their default windows (other window sizes make
 #: topics of their own, created by the app's runner).
 DERIVED_TOPICS: tuple[TopicSpec, ...] = (
@@ -164,6 +182,7 @@ DERIVED_TOPICS: tuple[TopicSpec, ...] = (
     derived_topic(
         "analytics.late-events", "records that arrived after their window closed", "window group"
     ),
+    RECS_UPDATES,
 )
 
 

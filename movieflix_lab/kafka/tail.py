@@ -46,13 +46,17 @@ class TopicTail:
         start: Literal["beginning", "end"] = "end",
         capacity: int = 100_000,
         accept: Callable[[dict[str, Any]], bool] | None = None,
+        on_record: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
+        """``on_record``: called (in the follower thread) with each accepted record instead
+        of keeping it in :attr:`records`."""
         self.topic = topic
         self.records: deque[Received] = deque(maxlen=capacity)
         self.unreadable = 0
         #: The offset of the last message read, per partition (readable or not).
         self.positions: dict[int, int] = {}
         self._accept = accept
+        self._on_record = on_record
         self._settings = settings
         self._consumer = consumer(settings)
         metadata = self._consumer.list_topics(topic, timeout=10)
@@ -88,6 +92,13 @@ class TopicTail:
                 self.unreadable += 1
                 continue
             if self._accept is not None and not self._accept(value):
+                continue
+            if self._on_record is not None:
+                try:
+                    self._on_record(value)
+                except Exception:  # one bad record must not stop the follower
+                    logger.exception("handling a record of %s", self.topic)
+                    self.unreadable += 1
                 continue
             with self._lock:
                 self.records.append(

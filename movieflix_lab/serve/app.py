@@ -1,4 +1,4 @@
-"""The serve app: the event gateway (and, as they land, recommendations and fraud alerts)."""
+"""The serve app: the event gateway, recommendations and fraud alerts."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ from movieflix_lab.config import Settings, get_settings
 from movieflix_lab.serve.delivery import KafkaDelivery
 from movieflix_lab.serve.errors import error_response
 from movieflix_lab.serve.metrics import GatewayMetrics
-from movieflix_lab.serve.routers import events, fraud, health
+from movieflix_lab.serve.recs_service import RecsService
+from movieflix_lab.serve.routers import events, fraud, health, recs
 
 __all__ = ["create_app"]
 
@@ -64,9 +65,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 logger.warning("topics missing: %s (run `movieflix-lab topics create`)", missing)
         except Exception as exc:  # start anyway: /readyz reports it, ingestion answers 503
             logger.warning("Kafka not reachable at start-up: %s", exc)
+        app.state.recs = RecsService(settings).start()
         gc.freeze()  # start-up objects never need collecting: shorter GC pauses under load
         yield
         app.state.delivery.close()
+        app.state.recs.close()
         if getattr(app.state, "alert_feed", None) is not None:
             app.state.alert_feed.close()
 
@@ -81,6 +84,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.add_middleware(RequestCounter, metrics=app.state.metrics)
 
+    # Routes are matched in order and matching costs: the hot paths first.
+    app.router.routes[0:0] = recs.routes
     app.include_router(events.router)
     app.include_router(health.router)
     app.include_router(fraud.router)
@@ -104,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             schema.setdefault("components", {}).setdefault("schemas", {}).update(
                 events.body_definitions()
             )
+            schema.setdefault("paths", {}).update(recs.OPENAPI_PATHS)
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -14,7 +14,7 @@ from movieflix_lab.kafka.catalog import all_topics, create_topics
 from movieflix_lab.kafka.lag import consumer_lag
 from movieflix_lab.sinks.parquet import ParquetSink
 from movieflix_lab.sinks.postgres import TABLES, PostgresSink
-from movieflix_lab.streams import fraud, genre_watch_time, search_volume
+from movieflix_lab.streams import fraud, genre_watch_time, recs, search_volume
 from movieflix_lab.streams.app import (
     Guarantee,
     SinkFactory,
@@ -29,6 +29,7 @@ __all__ = [
     "RunSummary",
     "build_analytics",
     "build_fraud",
+    "build_recs",
     "outstanding",
     "run_app",
 ]
@@ -118,14 +119,31 @@ def build_fraud(
     return app.save
 
 
+def build_recs(
+    stream: StreamApp, settings: Settings, options: AnalyticsOptions | None = None
+) -> Callable[[], None]:
+    """The recs app, and its background refit; returns what stops the refits."""
+    from movieflix_lab.recs_jobs import Refitter
+
+    create_topics(settings, specs=all_topics())
+    recs.build(
+        stream.app,
+        recs.RecsOptions(settings.recs_model_path, settings.recs_reload_interval_s),
+    )
+    refitter = Refitter(settings, settings.recs_refit_interval_s).start()
+    return refitter.stop
+
+
 #: The topics each app reads (its repartition topics aside).
 APP_INPUTS: dict[str, tuple[str, ...]] = {
     "analytics": ("watch-history", "search-events"),
     "fraud": fraud.FRAUD_INPUTS,
+    "recs": ("watch-history",),
 }
 
-#: Apps that trade some throughput for latency (alerts should not wait for a full batch).
-LOW_LATENCY = frozenset({"fraud"})
+#: Apps that trade some throughput for latency (alerts and fresh recommendations should
+#: not wait for a full batch).
+LOW_LATENCY = frozenset({"fraud", "recs"})
 
 #: Each app's builder; what it returns (if anything) is called when a run ends.
 APPS: dict[
@@ -133,6 +151,7 @@ APPS: dict[
 ] = {
     "analytics": build_analytics,
     "fraud": build_fraud,
+    "recs": build_recs,
 }
 
 
