@@ -17,12 +17,13 @@ help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "; printf "MovieFlix Lab targets:\n"} \
 	  /^[a-zA-Z_.-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-sysdeps: ## Install missing system packages (Java 17, Maven, PostgreSQL) with apt-get when root.
+sysdeps: ## Install missing system packages (Java 17, Maven, PostgreSQL, Chromium) with apt-get when root.
 	@missing=""
 	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"
 	command -v mvn  >/dev/null || missing="$$missing maven"
 	command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
 	  missing="$$missing postgresql"
+	command -v chromium >/dev/null || missing="$$missing chromium"
 	if [ -n "$$missing" ]; then
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
 	    echo "installing:$$missing"

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -105,6 +107,12 @@ class Settings(BaseSettings):
     recs_refit_interval_s: float = Field(900.0, ge=0)
     #: How often the recs app and the serve app look for a new model version.
     recs_reload_interval_s: float = Field(2.0, gt=0)
+
+    # --- reports (set by the report runner for the notebook's kernel) ----------------------
+    #: A JSON-lines file where :mod:`movieflix_lab.lab` records what a notebook reads.
+    lab_record: Path | None = None
+    #: A JSON file of topic offsets a re-run must read (``{topic: {partition: [a, b]}}``).
+    lab_pins: Path | None = None
 
     # --- the gateway ------------------------------------------------------------------
     #: When set, ``POST /v1/events`` requires it in the ``X-API-Key`` header.
@@ -239,3 +247,19 @@ def child_environment(settings: Settings | None = None, **overrides: str) -> dic
         env = {k: v for k, v in env.items() if not k.startswith("MOVIEFLIX_")}
         env.update(settings_environment(settings))
     return {**env, **{f"MOVIEFLIX_{k.upper()}": v for k, v in overrides.items()}}
+
+
+@contextmanager
+def environment_overlay(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the duration (for a child a library starts itself,
+    such as papermill's kernel); the previous values come back afterwards."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,9 @@ class DemoResult:
     #: The recommendation model trained on this run's watch-history, and a served example.
     recs: dict[str, Any] = field(default_factory=dict)
     recs_lag: int = 0
+    #: Every report run on this run's data: name → (status, folder).
+    reports: dict[str, tuple[str, str]] = field(default_factory=dict)
+    reports_index: str = ""
 
 
 def _interrupt(process: subprocess.Popen[bytes], *, timeout: float) -> None:
@@ -232,6 +236,33 @@ def _train_recs(settings: Settings, labels: Path, url: str, say: Say) -> dict[st
     return {**trained, "example": example, "example_url": f"{url}/v1/recommendations/{users[0]}"}
 
 
+def _run_reports(
+    settings: Settings, labels: Path, config: Any, say: Say
+) -> dict[str, tuple[str, str]]:
+    """Every notebook, as a report on this run's data (the simulated ones: small)."""
+    from movieflix_lab.reports import run_report
+
+    start = config.start
+    end = start + timedelta(minutes=config.minutes)
+    plan = {
+        "explore-windows": {"source": "topic", "start": start.isoformat(), "end": end.isoformat()},
+        "fraud-review": {
+            "source": "topic",
+            "labels": str(labels),
+            "start": start.isoformat(),
+            "end": (end + timedelta(hours=1)).isoformat(),
+        },
+        "recsys-eval": {"users": "600", "days": "10"},
+        "pipeline-health": {"samples": "3"},
+    }
+    done = {}
+    for name, parameters in plan.items():
+        run = run_report(settings, name, parameters)
+        done[name] = (run.status, str(run.folder))
+        say(f"report {name}: {run.status} ({run.manifest['duration_s']:.0f} s) → {run.folder}")
+    return done
+
+
 def run_demo(
     settings: Settings,
     options: DemoOptions,
@@ -298,6 +329,8 @@ def run_demo(
             result.fraud = _score_fraud(settings, labels, config)
             result.recs_lag = _wait_for_catch_up(settings, "recs")
             result.recs = _train_recs(settings, labels, url, say)
+            result.reports = _run_reports(settings, labels, config, say)
+            result.reports_index = str(settings.reports_dir / "index.html")
             _summarise_windows(settings, result)
             if dsn is not None:
                 time.sleep(settings.stream_commit_interval_s + 1)  # the sink writes at checkpoints

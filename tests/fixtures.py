@@ -38,6 +38,7 @@ def local_broker_settings(home: Path) -> Settings:
         local_controller_port=free_port(),
         data_dir=home.parent / "data",
         models_dir=home.parent / "models",
+        reports_dir=home.parent / "reports",
     )
 
 
@@ -51,6 +52,7 @@ def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MOVIEFLIX_")}
     env["MOVIEFLIX_DATA_DIR"] = str(settings.data_dir)
     env["MOVIEFLIX_MODELS_DIR"] = str(settings.models_dir)
+    env["MOVIEFLIX_REPORTS_DIR"] = str(settings.reports_dir)
     if settings.uses_local_broker:
         env["MOVIEFLIX_KAFKA_DATA_DIR"] = str(settings.broker_dir)
         env["MOVIEFLIX_LOCAL_KAFKA_PORT"] = str(settings.local_kafka_port)

@@ -1,28 +1,57 @@
-"""Reading a whole topic once, as it is now: every partition from its first offset to the
-end offset seen when the read began (a bounded snapshot, with the offsets for provenance)."""
+"""Reading a topic once, as it is now: every partition from a first offset to an end offset
+fixed when the read begins (a bounded snapshot, with the offsets for provenance).
+
+By default everything from the log start to the end offsets as of the call; ``ranges``
+(partition → [first, end)) or ``start_ms``/``end_ms`` (record timestamps) narrow it.
+"""
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from movieflix_lab.config import Settings
 from movieflix_lab.kafka.client import consumer, watermarks
 
-__all__ = ["TopicSnapshot", "read_topic"]
+__all__ = ["TopicSnapshot", "read_topic", "resolve_ranges"]
 
 
 @dataclass
 class TopicSnapshot:
     topic: str
-    #: partition → [first offset, end offset] read.
+    #: partition → [first offset, end offset) read.
     offsets: dict[int, list[int]] = field(default_factory=dict)
     records: int = 0
     unreadable: int = 0
+    #: Stopped at ``max_records`` with records left in the ranges.
+    truncated: bool = False
+
+
+def _offset_at(reader: Consumer, topic: str, partition: int, ms: int, high: int) -> int:
+    found = reader.offsets_for_times([TopicPartition(topic, partition, ms)], 10)[0]
+    return high if found.offset < 0 else found.offset
+
+
+def resolve_ranges(
+    reader: Consumer, topic: str, start_ms: int | None = None, end_ms: int | None = None
+) -> dict[int, list[int]]:
+    """Each partition's [first, end) offsets: the whole log, or the records whose timestamps
+    fall in [start_ms, end_ms)."""
+    metadata = reader.list_topics(topic, timeout=10).topics.get(topic)
+    if metadata is None or not metadata.partitions:
+        raise KafkaException(f"topic {topic} does not exist: run `movieflix-lab topics create`")
+    ranges = {}
+    for p in sorted(metadata.partitions):
+        low, high = watermarks(reader, topic, p)
+        first = low if start_ms is None else max(low, _offset_at(reader, topic, p, start_ms, high))
+        end = high if end_ms is None else min(high, _offset_at(reader, topic, p, end_ms, high))
+        ranges[p] = [first, max(first, end)]
+    return ranges
 
 
 def read_topic(
@@ -30,48 +59,52 @@ def read_topic(
     topic: str,
     on_batch: Callable[[list[dict[str, Any]]], None],
     *,
+    ranges: dict[int, list[int]] | None = None,
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+    max_records: int | None = None,
+    metadata: bool = False,
     batch_size: int = 50_000,
     progress: Callable[[int, int], None] | None = None,
     timeout_s: float = 600.0,
 ) -> TopicSnapshot:
-    """Decode every JSON record of ``topic`` up to its current end; ``on_batch`` gets them
-    in batches. Records that are not JSON objects are counted, not passed on."""
-    import time
-
+    """Decode the JSON records of ``topic`` in the ranges; ``on_batch`` gets them in batches
+    (with ``_partition``, ``_offset`` and ``_timestamp`` when ``metadata``). Records that are
+    not JSON objects are counted, not passed on."""
     reader = consumer(settings)
     try:
-        metadata = reader.list_topics(topic, timeout=10).topics.get(topic)
-        if metadata is None or not metadata.partitions:
-            raise KafkaException(f"topic {topic} does not exist: run `movieflix-lab topics create`")
-        snapshot = TopicSnapshot(topic)
-        assignment = []
-        for p in sorted(metadata.partitions):
-            low, high = watermarks(reader, topic, p)
-            snapshot.offsets[p] = [low, high]
-            if high > low:
-                assignment.append(TopicPartition(topic, p, low))
-        total = sum(high - low for low, high in snapshot.offsets.values())
-        remaining = {tp.partition for tp in assignment}
-        reader.assign(assignment)
+        if ranges is None:
+            ranges = resolve_ranges(reader, topic, start_ms, end_ms)
+        snapshot = TopicSnapshot(topic, {p: list(r) for p, r in ranges.items()})
+        total = sum(b - a for a, b in ranges.values())
+        if max_records is not None:
+            total = min(total, max_records)
+        remaining = {p for p, (a, b) in ranges.items() if b > a}
+        reader.assign([TopicPartition(topic, p, ranges[p][0]) for p in sorted(remaining)])
         batch: list[dict[str, Any]] = []
         read = 0
         deadline = time.monotonic() + timeout_s
         while remaining:
+            if max_records is not None and snapshot.records >= max_records:
+                snapshot.truncated = True
+                break
             if time.monotonic() > deadline:
                 raise TimeoutError(f"reading {topic}: {len(remaining)} partitions unfinished")
             messages = reader.consume(5000, timeout=1.0)
             if not messages:  # a compacted or transactional tail: ask where the reader is
                 for tp in reader.position([TopicPartition(topic, p) for p in remaining]):
-                    if tp.offset >= snapshot.offsets[tp.partition][1]:
+                    if tp.offset >= ranges[tp.partition][1]:
                         remaining.discard(tp.partition)
             for message in messages:
                 if message.error():
                     continue
                 p, offset = message.partition(), message.offset()
                 read += 1
-                if offset >= snapshot.offsets[p][1] - 1:
+                if offset >= ranges[p][1] - 1:
                     remaining.discard(p)
-                if offset >= snapshot.offsets[p][1]:
+                if offset >= ranges[p][1]:
+                    continue
+                if max_records is not None and snapshot.records >= max_records:
                     continue
                 try:
                     value = json.loads(message.value())
@@ -80,13 +113,16 @@ def read_topic(
                 if not isinstance(value, dict):
                     snapshot.unreadable += 1
                     continue
+                if metadata:
+                    value["_partition"], value["_offset"] = p, offset
+                    value["_timestamp"] = message.timestamp()[1]
                 batch.append(value)
                 snapshot.records += 1
                 if len(batch) >= batch_size:
                     on_batch(batch)
                     batch = []
             if progress:
-                progress(read, total)
+                progress(min(read, total), total)
         if batch:
             on_batch(batch)
         return snapshot

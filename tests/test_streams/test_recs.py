@@ -203,3 +203,32 @@ def test_a_new_model_version_is_picked_up_without_a_restart(recs_world: dict[str
     root = settings.recs_model_path
     before, after = load_version(root, old)[0], load_version(root, trained["version"])[0]
     assert after.user_items.nnz > before.user_items.nnz
+
+
+def test_import_movielens_replays_viewings_into_watch_history(
+    recs_world: dict[str, Any], tmp_path: Path
+) -> None:
+    from movieflix_lab.kafka.reader import read_topic
+    from tests.fixtures import cli_env, run_cli
+    from tests.test_recs.movielens_fixtures import WRITERS, ratings
+
+    settings = recs_world["settings"]
+    source = WRITERS["ml-1m"](tmp_path / "ml-1m")
+    done = run_cli("import", "movielens", str(source), "--replay", "--out", str(tmp_path / "out"),
+                   env=cli_env(settings))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "400 viewings replayed into watch-history" in done.stdout
+    replayed: list[dict[str, Any]] = []
+
+    def keep(batch: list[dict[str, Any]]) -> None:
+        replayed.extend(r for r in batch if r["user_id"].startswith("ml-u"))
+
+    read_topic(settings, "watch-history", keep)
+    assert len(replayed) == len(ratings()) == 400
+    # In time order: each user's viewings (one partition per user) arrive oldest first.
+    per_user: dict[str, list[str]] = {}
+    for record in replayed:
+        per_user.setdefault(record["user_id"], []).append(record["timestamp"])
+    assert all(times == sorted(times) for times in per_user.values())
+    five_stars = [r for r in replayed if r["completion_ratio"] == 1.0]
+    assert len(five_stars) == 7 * 40  # each fixture user rated 7 movies 5 stars
