@@ -65,6 +65,7 @@ bench: setup ## Run the benchmarks; results in reports/benchmarks/.
 	$(BIN)/python benchmarks/stream_catchup.py
 	$(BIN)/python benchmarks/fraud_detection.py
 	$(BIN)/python benchmarks/recommendations.py
+	$(BIN)/python benchmarks/summary.py
 
 check: $(INSTALLED) ## Lint and type-check (ruff, mypy).
 	@$(BIN)/ruff check movieflix_lab tests benchmarks scripts

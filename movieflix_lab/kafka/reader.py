@@ -3,6 +3,13 @@ fixed when the read begins (a bounded snapshot, with the offsets for provenance)
 
 By default everything from the log start to the end offsets as of the call; ``ranges``
 (partition → [first, end)) or ``start_ms``/``end_ms`` (record timestamps) narrow it.
+
+Record timestamps are event times here, and they are not monotonic within a partition (late
+events, backfills, several producers). Kafka's time index answers "the first offset whose
+timestamp is ≥ t", which is a correct *first* offset for ``start_ms`` (nothing before it is
+in range) but not an end: a single early record stamped after ``end_ms`` would cut off every
+later record that is in range. So a time range reads from that first offset to the end
+offset as of the call and keeps the records whose timestamps fall in [start_ms, end_ms).
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ class TopicSnapshot:
     offsets: dict[int, list[int]] = field(default_factory=dict)
     records: int = 0
     unreadable: int = 0
+    #: Records in the offset ranges whose timestamps fell outside [start_ms, end_ms).
+    outside: int = 0
     #: Stopped at ``max_records`` with records left in the ranges.
     truncated: bool = False
 
@@ -40,8 +49,9 @@ def _offset_at(reader: Consumer, topic: str, partition: int, ms: int, high: int)
 def resolve_ranges(
     reader: Consumer, topic: str, start_ms: int | None = None, end_ms: int | None = None
 ) -> dict[int, list[int]]:
-    """Each partition's [first, end) offsets: the whole log, or the records whose timestamps
-    fall in [start_ms, end_ms)."""
+    """Each partition's [first, end) offsets to read: the whole log, or, for a time range, from
+    the first record stamped ≥ ``start_ms`` to the end offset as of now (``end_ms`` cannot
+    bound offsets: timestamps are not monotonic, see the module docstring)."""
     metadata = reader.list_topics(topic, timeout=10).topics.get(topic)
     if metadata is None or not metadata.partitions:
         raise KafkaException(f"topic {topic} does not exist: run `movieflix-lab topics create`")
@@ -49,8 +59,9 @@ def resolve_ranges(
     for p in sorted(metadata.partitions):
         low, high = watermarks(reader, topic, p)
         first = low if start_ms is None else max(low, _offset_at(reader, topic, p, start_ms, high))
-        end = high if end_ms is None else min(high, _offset_at(reader, topic, p, end_ms, high))
-        ranges[p] = [first, max(first, end)]
+        if end_ms is not None and start_ms is not None and end_ms <= start_ms:
+            first = high
+        ranges[p] = [first, max(first, high)]
     return ranges
 
 
@@ -70,7 +81,9 @@ def read_topic(
 ) -> TopicSnapshot:
     """Decode the JSON records of ``topic`` in the ranges; ``on_batch`` gets them in batches
     (with ``_partition``, ``_offset`` and ``_timestamp`` when ``metadata``). Records that are
-    not JSON objects are counted, not passed on."""
+    not JSON objects are counted, not passed on; with ``start_ms``/``end_ms`` only records
+    stamped in [start_ms, end_ms) are passed on (also within given ``ranges``, so a re-run
+    pinned to the same ranges and times reads the same records)."""
     reader = consumer(settings)
     try:
         if ranges is None:
@@ -104,7 +117,14 @@ def read_topic(
                     remaining.discard(p)
                 if offset >= ranges[p][1]:
                     continue
+                stamp = message.timestamp()[1]
+                if (start_ms is not None and stamp < start_ms) or (
+                    end_ms is not None and stamp >= end_ms
+                ):
+                    snapshot.outside += 1
+                    continue
                 if max_records is not None and snapshot.records >= max_records:
+                    snapshot.truncated = True
                     continue
                 try:
                     value = json.loads(message.value())
@@ -115,7 +135,7 @@ def read_topic(
                     continue
                 if metadata:
                     value["_partition"], value["_offset"] = p, offset
-                    value["_timestamp"] = message.timestamp()[1]
+                    value["_timestamp"] = stamp
                 batch.append(value)
                 snapshot.records += 1
                 if len(batch) >= batch_size:

@@ -60,6 +60,7 @@ def read_topic(
         partitions={str(p): r for p, r in sorted(snapshot.offsets.items())},
         records=snapshot.records,
         unreadable=snapshot.unreadable,
+        outside_time_range=snapshot.outside,
         truncated=snapshot.truncated,
         start=None if start is None else str(start),
         end=None if end is None else str(end),
