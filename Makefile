@@ -11,7 +11,7 @@ INSTALLED := $(VENV)/.installed
 KAFKA_LIBS := .kafka/libs/.pom.sha256
 PYTEST_ARGS ?=
 
-.PHONY: help setup sysdeps kafka demo test lab check format clean bench
+.PHONY: help setup sysdeps kafka demo test lab check format clean bench soak
 
 help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "; printf "MovieFlix Lab targets:\n"} \
@@ -65,7 +65,11 @@ bench: setup ## Run the benchmarks; results in reports/benchmarks/.
 	$(BIN)/python benchmarks/stream_catchup.py
 	$(BIN)/python benchmarks/fraud_detection.py
 	$(BIN)/python benchmarks/recommendations.py
+	$(BIN)/python benchmarks/poison.py
 	$(BIN)/python benchmarks/summary.py
+
+soak: setup ## Ten minutes of traffic with a 10x burst; lag, recovery, memory (reports/soak/).
+	@$(CLI) soak $(SOAK_ARGS)
 
 check: $(INSTALLED) ## Lint and type-check (ruff, mypy).
 	@$(BIN)/ruff check movieflix_lab tests benchmarks scripts

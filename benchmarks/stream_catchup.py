@@ -30,6 +30,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -63,9 +65,19 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def backlog(settings: Settings, count: int) -> None:
+#: Malformed messages of several kinds (see ``benchmarks/poison.py``).
+POISON = (b"{not json", b"\xff\xfe binary", b"[1, 2, 3]", b'{"event_type": "watch", "user_id": "u"}',
+          b'{"event_type": "teleport", "user_id": "u"}')  # fmt: skip
+
+
+def backlog(settings: Settings, count: int, poison: float = 0.0) -> int:
     """``count`` watch and search records in their topics (compaction may remove some later:
-    :func:`raw_consume` counts what is there)."""
+    :func:`raw_consume` counts what is there); with ``poison``, that share of malformed
+    messages interleaved as well. Returns how many malformed ones."""
+    import random
+
+    rng = random.Random(5)
+    poisoned = 0
     base_config = SimulationConfig(seed=2024, users=20_000, movies=5_000, minutes=None,
                                    events=min(count * 4, 400_000), activity=40,
                                    start=datetime.now(UTC) - timedelta(days=6))  # fmt: skip
@@ -94,9 +106,41 @@ def backlog(settings: Settings, count: int) -> None:
             out.produce(where.topic, key=where.key, value=encode(moved),
                         timestamp=moved.timestamp_ms, **kwargs)  # fmt: skip
             written += 1
+            if poison and rng.random() < poison:
+                out.produce(where.topic, key=where.key, value=rng.choice(POISON), **kwargs)
+                poisoned += 1
             if written % 10_000 == 0:
                 out.poll(0)
     assert out.flush(120) == 0
+    return poisoned
+
+
+@contextmanager
+def own_broker() -> Iterator[Settings]:
+    """A temporary local broker with the catalog's topics, watch-history not compacted (the
+    cleaner would remove repeated viewings between two runs: every run must read the same
+    backlog)."""
+    home = Path(tempfile.mkdtemp(prefix="movieflix-bench-"))
+    settings = Settings(kafka_data_dir=home / "kafka", data_dir=home / "data",
+                        local_kafka_port=_free_port(), local_controller_port=_free_port(),
+                        stream_commit_interval_s=5.0)  # fmt: skip
+    broker = LocalBroker(settings)
+    try:
+        with console.status("starting a broker of the benchmark's own…"):
+            broker.start()
+            create_topics(settings)
+            admin = admin_client(settings)
+            change = ConfigResource(ResourceType.TOPIC, "watch-history", incremental_configs=[
+                ConfigEntry("cleanup.policy", "delete",
+                            incremental_operation=AlterConfigOpType.SET),
+                ConfigEntry("retention.ms", "-1", incremental_operation=AlterConfigOpType.SET),
+            ])  # fmt: skip
+            for future in admin.incremental_alter_configs([change]).values():
+                future.result()
+        yield settings
+    finally:
+        broker.stop()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def raw_consume(settings: Settings) -> tuple[float, dict[str, int]]:
@@ -182,26 +226,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     args = parser.parse_args()
 
-    home = Path(tempfile.mkdtemp(prefix="movieflix-bench-"))
-    settings = Settings(kafka_data_dir=home / "kafka", data_dir=home / "data",
-                        local_kafka_port=_free_port(), local_controller_port=_free_port(),
-                        stream_commit_interval_s=5.0)  # fmt: skip
-    broker = LocalBroker(settings)
-    rows, notes = [], []
-    try:
-        with console.status("starting a broker of the benchmark's own…"):
-            broker.start()
-            create_topics(settings)
-            # No compaction on this broker's watch-history: the cleaner would remove repeated
-            # viewings between two runs, and every run must read the same backlog.
-            admin = admin_client(settings)
-            change = ConfigResource(ResourceType.TOPIC, "watch-history", incremental_configs=[
-                ConfigEntry("cleanup.policy", "delete",
-                            incremental_operation=AlterConfigOpType.SET),
-                ConfigEntry("retention.ms", "-1", incremental_operation=AlterConfigOpType.SET),
-            ])  # fmt: skip
-            for future in admin.incremental_alter_configs([change]).values():
-                future.result()
+    with own_broker() as settings:
         with console.status(f"writing a backlog of {args.events:,} records…"):
             backlog(settings, args.events)
         timings: dict[str, float] = {}
@@ -259,9 +284,6 @@ def main() -> None:
             "event with pydantic (the contract), sum seconds as well as count, and keep "
             "tumbling and hopping windows; each app writes Parquet at every checkpoint.",
         ]
-    finally:
-        broker.stop()
-        shutil.rmtree(home, ignore_errors=True)
     path = write_results("stream_catchup", {"events": args.events, "notes": notes}, rows)
     console.print(f"results in {path.relative_to(PROJECT_ROOT)}")
 

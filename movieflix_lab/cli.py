@@ -912,6 +912,53 @@ def demo(
         )
 
 
+@app.command("soak")
+def soak(
+    minutes: Annotated[float, typer.Option(min=0.2, help="How long the traffic runs.")] = 10.0,
+    rate: Annotated[float, typer.Option(min=1, help="Steady events per second.")] = 500.0,
+    burst: Annotated[float, typer.Option(min=1, help="Burst: this many times the rate.")] = 10.0,
+    burst_seconds: Annotated[float, typer.Option(min=1, help="How long the burst lasts.")] = 5.0,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated traffic.")] = 42,
+) -> None:
+    """Sustained traffic through the gateway into every stream app, with a burst halfway:
+    lag bounded and back within 60 s, memory flat, nothing lost (results in reports/soak/)."""
+    from movieflix_lab.kafka.broker import LocalBroker
+    from movieflix_lab.kafka.client import wait_until_reachable
+    from movieflix_lab.soak import SoakOptions, run_soak, write_soak
+
+    s = settings()
+    if s.uses_local_broker:
+        LocalBroker(s).start()
+    else:
+        wait_until_reachable(s)
+    options = SoakOptions(minutes=minutes, rate=rate, burst_factor=burst, burst_s=burst_seconds,
+                          seed=seed)  # fmt: skip
+    with Progress(
+        "[progress.description]{task.description}", BarColumn(), TimeElapsedColumn(),
+        console=console,
+    ) as bar:  # fmt: skip
+        task = bar.add_task("soak", total=options.seconds)
+
+        def progress(t: float, sample: dict[str, Any]) -> None:
+            lag = sum(sample["lag"].values())
+            bar.update(task, completed=t, description=f"soak [{sample['phase']}] lag {lag:,}")
+
+        result = run_soak(s, options, say=lambda m: bar.console.print(f"[green]•[/] {m}"),
+                          progress=progress)  # fmt: skip
+    folder = s.reports_dir / "soak" / result.started_at.replace(":", "")
+    path = write_soak(result, folder)
+    table = Table(title=f"soak: {result.accepted:,} events, {result.achieved_rate:,.0f}/s")
+    for column in ("goal", "value", "target", "met"):
+        table.add_column(column)
+    for name, goal in result.goals.items():
+        met = "yes" if goal["met"] else "[red]NO[/]"
+        table.add_row(name, str(goal["value"]), goal["goal"], met)
+    console.print(table)
+    console.print(f"samples and goals in {path.parent}")
+    if not result.passed:
+        raise MovieflixError("the soak missed a goal (see the table)")
+
+
 def main() -> None:
     """Run the CLI: errors become one line on stderr and exit code 1 unless ``--debug``."""
     try:

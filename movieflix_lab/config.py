@@ -122,6 +122,11 @@ class Settings(BaseSettings):
     #: The most events one request may carry, and the most bytes one body may have.
     gateway_max_batch: int = Field(500, ge=1)
     gateway_max_body_bytes: int = Field(1_048_576, ge=1024)
+    #: How far ahead of the gateway's clock an event's timestamp may be. Kafka refuses
+    #: records stamped more than ``log.message.timestamp.after.max.ms`` (1 hour by default)
+    #: ahead of the broker's clock; refusing earlier, with a 422 naming ``timestamp``, keeps
+    #: the rest of a batch from failing at the broker.
+    gateway_max_future_s: float = Field(3000.0, ge=0)
     #: How long the gateway waits for Kafka to confirm an event before answering 503.
     gateway_delivery_timeout_s: float = Field(10.0, gt=0)
 

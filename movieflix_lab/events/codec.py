@@ -67,6 +67,9 @@ class EventDecodeError(ValueError):
         super().__init__("; ".join(str(error) for error in self.errors))
 
 
+_FIELDS = {name for model in EVENT_MODELS.values() for name in model.model_fields}
+
+
 def _field_errors(exc: ValidationError, index: int | None = None) -> list[FieldError]:
     errors = []
     for error in exc.errors(include_url=False):
@@ -85,6 +88,10 @@ def _field_errors(exc: ValidationError, index: int | None = None) -> list[FieldE
         message = error["msg"].removeprefix("Value error, ")
         if kind == "extra_forbidden":
             message = "unknown field"
+        if not loc:  # a model-level rule: its message starts with the field it is about
+            first = message.split(" ", 1)[0]
+            if first in _FIELDS:
+                loc = [first]
         errors.append(FieldError(".".join(str(part) for part in loc), message, index))
     return errors
 

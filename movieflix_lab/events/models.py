@@ -76,6 +76,15 @@ class EventBase(BaseModel):
     timestamp: UtcDatetime = Field(description="Event time, when it happened on the device.")
     schema_version: int = Field(default=1, ge=1, description="The contract version written.")
 
+    @field_validator("timestamp", "started_at", mode="before", check_fields=False)
+    @classmethod
+    def _not_a_number(cls, value: Any) -> Any:
+        # pydantic would read a number as epoch seconds or milliseconds, by its size: too
+        # easy to get wrong by a factor of 1000, and the contract says a date-time string.
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            raise ValueError("must be a date-time string (RFC 3339, e.g. 2026-11-24T18:00:00Z)")
+        return value
+
     @field_validator("timestamp", "started_at", mode="after", check_fields=False)
     @classmethod
     def _to_utc(cls, value: datetime) -> datetime:

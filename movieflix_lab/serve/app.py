@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -110,6 +111,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 events.body_definitions()
             )
             schema.setdefault("paths", {}).update(recs.OPENAPI_PATHS)
+            # Invalid parameters are answered in the app's error shape (``invalid_request``),
+            # not FastAPI's default: say so in the document.
+            text = json.dumps(schema).replace(
+                "#/components/schemas/HTTPValidationError", "#/components/schemas/ErrorBody"
+            )
+            schema = json.loads(text)
+            for unused in ("HTTPValidationError", "ValidationError"):
+                schema["components"]["schemas"].pop(unused, None)
             app.openapi_schema = schema
         return app.openapi_schema
 

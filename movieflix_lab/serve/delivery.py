@@ -22,13 +22,27 @@ from movieflix_lab.events.models import EventBase
 from movieflix_lab.exceptions import MovieflixError
 from movieflix_lab.kafka.event_writer import TOPIC_BY_EVENT_TYPE, DeliveryCallback, EventWriter
 
-__all__ = ["Delivered", "KafkaDelivery", "KafkaUnavailableError"]
+__all__ = ["Delivered", "EventRefusedError", "KafkaDelivery", "KafkaUnavailableError"]
 
 logger = logging.getLogger(__name__)
 
 
 class KafkaUnavailableError(MovieflixError):
     """Kafka did not confirm the events; nothing may be reported as accepted."""
+
+
+class EventRefusedError(MovieflixError):
+    """Kafka refused an event for what it is (its timestamp, its size), not for being away:
+    retrying the same request cannot help, so the client gets a 4xx naming the field."""
+
+    def __init__(self, position: int, field: str, message: str) -> None:
+        super().__init__(message)
+        self.position, self.field = position, field
+
+
+#: Broker errors about the record itself → the field to name.
+_REFUSED = {KafkaError.INVALID_TIMESTAMP: "timestamp", KafkaError.MSG_SIZE_TOO_LARGE: "body",
+            KafkaError.INVALID_RECORD: "body"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -117,6 +131,8 @@ class KafkaDelivery:
             await asyncio.wait_for(asyncio.shield(done), self.timeout_s + 5)
         except TimeoutError:
             raise KafkaUnavailableError("Kafka did not confirm delivery in time") from None
+        if batch.refused is not None:
+            raise EventRefusedError(*batch.refused)
         if batch.error is not None:
             raise KafkaUnavailableError(batch.error)
         return [
@@ -138,6 +154,8 @@ class _PendingBatch:
         #: (topic, partition, offset) per event, in request order.
         self.delivered: list[tuple[str, int, int]] = [("", -1, -1)] * size
         self.error: str | None = None
+        #: (position, field, message) of the first event Kafka refused for what it is.
+        self.refused: tuple[int, str, str] | None = None
         self._loop = loop
         self._done = done
 
@@ -145,6 +163,9 @@ class _PendingBatch:
         # Runs once per event on the poll thread while holding the GIL: keep it minimal.
         def report(error: KafkaError | None, message: Message) -> None:
             if error is not None:
+                field = _REFUSED.get(error.code())
+                if field is not None and self.refused is None:
+                    self.refused = (position, field, f"Kafka refused it: {error.str()}")
                 self.error = self.error or error.str()
             else:
                 self.delivered[position] = (message.topic(), message.partition(), message.offset())

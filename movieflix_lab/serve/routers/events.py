@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from movieflix_lab.events.codec import EventDecodeError, decode_batch, event_json_schema
-from movieflix_lab.serve.delivery import KafkaUnavailableError
+from movieflix_lab.serve.delivery import EventRefusedError, KafkaUnavailableError
 from movieflix_lab.serve.dependencies import DeliveryDep, MetricsDep, SettingsDep
 from movieflix_lab.serve.errors import ErrorBody, error_response
 
@@ -49,6 +49,29 @@ class IngestResponse(BaseModel):
 def _request_body_schema() -> dict[str, Any]:
     one = event_json_schema()
     definitions = one.pop("$defs", {})
+    # On the wire ``event_type`` picks the model, so a body must carry it, although each
+    # model has it as a default (a PlayEvent built in Python knows its type).
+    for definition in definitions.values():
+        if "event_type" in definition.get("properties", {}):
+            required = definition.setdefault("required", [])
+            if "event_type" not in required:
+                required.insert(0, "event_type")
+        version = definition.get("properties", {}).get("schema_version")
+        if version is not None and "default" in version:  # newer versions are refused
+            version["maximum"] = version["default"]
+        # Strings are stripped before their length is checked: a non-empty one needs a
+        # character that is not whitespace.
+        for prop in definition.get("properties", {}).values():
+            if prop.get("type") == "string" and prop.get("minLength") and "pattern" not in prop:
+                prop["pattern"] = r"\S"
+        # pydantic's "ipvanyaddress" is no OpenAPI format: say it in formats clients know.
+        for name, prop in list(definition.get("properties", {}).items()):
+            if prop.get("format") == "ipvanyaddress":
+                definition["properties"][name] = {
+                    "title": prop.get("title", name),
+                    "anyOf": [{"type": "string", "format": "ipv4"},
+                              {"type": "string", "format": "ipv6"}],
+                }  # fmt: skip
     schema = {"oneOf": [one, {"type": "array", "items": one, "minItems": 1}]}
     # Inline definitions so the OpenAPI document stays self-contained.
     text = json.dumps(schema).replace("#/$defs/", "#/components/schemas/")
@@ -97,7 +120,11 @@ def _authorized(request: Request, expected: str) -> bool:
         400: {"model": ErrorBody, "description": "Malformed JSON."},
         401: {"model": ErrorBody, "description": "Missing or wrong API key."},
         413: {"model": ErrorBody, "description": "Body or batch too large."},
-        422: {"model": ErrorBody, "description": "Invalid events (all listed, by index)."},
+        422: {
+            "model": ErrorBody,
+            "description": "Invalid events (all listed, by index), including timestamps"
+            " further ahead of the gateway's clock than `gateway_max_future_s`.",
+        },
         503: {"model": ErrorBody, "description": "Kafka unavailable: retry after Retry-After."},
     },
     openapi_extra={
@@ -163,8 +190,28 @@ async def ingest(
         ]
         return error_response(422, f"{len(exc.errors)} invalid field(s)", problems)
 
+    batch = isinstance(payload, list)
+    latest_ms = int(time.time() * 1000 + settings.gateway_max_future_s * 1000)
+    future = [
+        {"field": "timestamp", "index": i if batch else None,
+         "message": f"{(e.timestamp_ms - latest_ms) / 1000 + settings.gateway_max_future_s:.0f}"
+                    f" s ahead of the gateway's clock; at most "
+                    f"{settings.gateway_max_future_s:g} s ahead is accepted"}
+        for i, e in enumerate(events) if e.timestamp_ms > latest_ms
+    ]  # fmt: skip
+    if future:
+        metrics.rejects.labels("invalid_event").inc()
+        return error_response(422, f"{len(future)} invalid field(s)", future)
+
     try:
         delivered = await delivery.deliver(events)
+    except EventRefusedError as exc:
+        metrics.rejects.labels("invalid_event").inc()
+        problem = {"field": exc.field, "message": str(exc),
+                   "index": exc.position if batch else None}  # fmt: skip
+        return error_response(
+            422, "Kafka refused an event; the request is not acknowledged", [problem]
+        )
     except KafkaUnavailableError as exc:
         metrics.rejects.labels("kafka_unavailable").inc()
         return error_response(

@@ -7,8 +7,9 @@ alert replaces its earlier copy).
 
 from __future__ import annotations
 
+import re
 import threading
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 import anyio
@@ -59,6 +60,17 @@ class AlertFeed:
 
 _lock = threading.Lock()
 
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+
+
+def _rfc3339(text: str) -> datetime | None:
+    if not _RFC3339.fullmatch(text):
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("z", "Z").replace("Z", "+00:00"))
+    except ValueError:  # a month 13, a second 61
+        return None
+
 
 def _feed(request: Request, settings: Settings) -> AlertFeed:
     with _lock:
@@ -74,7 +86,12 @@ async def alerts(
     request: Request,
     settings: SettingsDep,
     since: Annotated[
-        datetime | None, Query(description="Only alerts detected at or after (ISO 8601).")
+        str | None,
+        Query(
+            description="Only alerts detected at or after this RFC 3339 date-time, e.g."
+            " 2026-11-24T18:00:00Z.",
+            json_schema_extra={"format": "date-time"},
+        ),
     ] = None,
     user_id: Annotated[
         str | None,
@@ -88,8 +105,12 @@ async def alerts(
         return error_response(
             503, f"cannot read {FRAUD_SIGNALS.name}: {exc}", headers={"Retry-After": "5"}
         )
-    if since is not None and since.tzinfo is None:
-        since = since.replace(tzinfo=UTC)
-    since_ms = int(since.timestamp() * 1000) if since is not None else None
+    since_ms = None
+    if since is not None:
+        moment = _rfc3339(since)
+        if moment is None:
+            message = f"{since!r} is not an RFC 3339 date-time (e.g. 2026-11-24T18:00:00Z)"
+            return error_response(422, "invalid request", [{"field": "since", "message": message}])
+        since_ms = int(moment.timestamp() * 1000)
     chosen = feed.query(since_ms=since_ms, user_id=user_id, limit=limit)
     return JSONResponse({"alerts": chosen, "count": len(chosen), "complete": feed.complete})

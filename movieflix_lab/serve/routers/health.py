@@ -32,7 +32,13 @@ async def readyz(delivery: DeliveryDep) -> JSONResponse:
     return JSONResponse({"status": "ready", "kafka": "up"})
 
 
-@router.get("/metrics", summary="Prometheus metrics")
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+                     "description": "The Prometheus text format."}},
+)  # fmt: skip
 async def metrics(metrics: MetricsDep, delivery: DeliveryDep) -> Response:
     metrics.kafka_up.set(1 if delivery.kafka_up else 0)
     return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

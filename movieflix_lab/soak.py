@@ -1,0 +1,378 @@
+"""Soak: the whole pipeline under sustained traffic, with a burst in the middle.
+
+The gateway and every stream app run as child processes (as deployed); a paced generator
+POSTs simulated events, restamped to the wall clock, through the gateway at ``rate`` events
+per second, except for ``burst_s`` seconds halfway through at ``burst_factor`` times that.
+Every ``sample_s`` a monitor records each app's consumer lag (repartition topics included)
+and the resident memory of every process. When the time is up the traffic stops and the
+apps drain.
+
+What is judged (``SoakResult.goals``):
+
+* **bounded lag** — the largest total lag stays below what the burst itself adds plus the
+  steady state's own (``rate * burst_s * burst_factor`` plus the steady peak);
+* **recovery** — after the burst, total lag is back to its steady-state level within
+  ``recover_goal_s`` (60 s);
+* **drained** — once the traffic stops, every app reads to the end (lag 0) within
+  ``recover_goal_s``;
+* **flat memory** — each process's resident memory in the last third of the run is at most
+  ``memory_growth_goal`` times its level in the first third after warm-up;
+* **nothing lost** — every event the gateway acknowledged is in its topic.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+from movieflix_lab.config import Settings
+from movieflix_lab.events import EventBase, encode
+from movieflix_lab.exceptions import MovieflixError
+
+__all__ = ["SoakOptions", "SoakResult", "run_soak"]
+
+APPS = ("analytics", "fraud", "recs")
+
+
+@dataclass(frozen=True)
+class SoakOptions:
+    minutes: float = 10.0
+    #: Steady events per second through the gateway.
+    rate: float = 500.0
+    burst_factor: float = 10.0
+    burst_s: float = 5.0
+    seed: int = 42
+    users: int = 5000
+    #: Events per HTTP request.
+    batch: int = 50
+    sample_s: float = 2.0
+    recover_goal_s: float = 60.0
+    memory_growth_goal: float = 1.25
+
+    @property
+    def seconds(self) -> float:
+        return self.minutes * 60
+
+    @property
+    def burst_at(self) -> float:
+        """Seconds into the run when the burst starts: halfway."""
+        return self.seconds / 2
+
+
+@dataclass
+class SoakResult:
+    options: dict[str, Any]
+    started_at: str
+    #: One row per sample: t (s), phase, events sent, lag per app, RSS (MB) per process.
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    sent: int = 0
+    accepted: int = 0
+    errors: int = 0
+    #: Events acknowledged per topic, and what the topics hold (a broker of the run's own).
+    acknowledged_by_topic: dict[str, int] = field(default_factory=dict)
+    steady_lag_peak: int = 0
+    max_lag: int = 0
+    recovered_after_s: float | None = None
+    drained_after_s: float | None = None
+    memory_growth: dict[str, float] = field(default_factory=dict)
+    achieved_rate: float = 0.0
+    goals: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return all(goal["met"] for goal in self.goals.values())
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+
+def _restamped(options: SoakOptions) -> Iterator[EventBase]:
+    """Simulated events, endlessly, each moved to the wall clock of its sending."""
+    from movieflix_lab.simulate import SimulationConfig, Simulator
+
+    round_ = 0
+    while True:
+        config = SimulationConfig(seed=options.seed + round_, users=options.users, minutes=None,
+                                  events=500_000, activity=20)  # fmt: skip
+        for event in Simulator(config).events():
+            now = datetime.now(UTC)
+            shift = now - event.timestamp
+            update: dict[str, Any] = {"timestamp": now}
+            if event.event_type == "watch":  # type: ignore[attr-defined]
+                update["started_at"] = event.started_at + shift  # type: ignore[attr-defined]
+            if round_:
+                update["user_id"] = f"{event.user_id}.r{round_}"
+            yield event.model_copy(update=update)
+        round_ += 1
+
+
+class _Traffic:
+    """Paced POSTs of batches through the gateway, from a few sender threads."""
+
+    def __init__(self, url: str, options: SoakOptions, api_key: str | None) -> None:
+        headers = {"content-type": "application/json"}
+        if api_key:
+            headers["x-api-key"] = api_key
+        self.client = httpx.Client(base_url=url, headers=headers, timeout=30.0,
+                                   limits=httpx.Limits(max_connections=8))  # fmt: skip
+        self.options = options
+        self.sent = self.accepted = self.errors = 0
+        self.by_topic: dict[str, int] = {}
+        self.phase = "warm-up"
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="soak-traffic", daemon=True)
+        self.started = 0.0
+
+    def rate_at(self, t: float) -> float:
+        o = self.options
+        return o.rate * o.burst_factor if o.burst_at <= t < o.burst_at + o.burst_s else o.rate
+
+    def start(self) -> _Traffic:
+        self.started = time.monotonic()
+        self._thread.start()
+        return self
+
+    def _post(self, batch: list[bytes]) -> None:
+        body = b"[" + b",".join(batch) + b"]"
+        try:
+            response = self.client.post("/v1/events", content=body)
+            ok = response.status_code == 200
+            topics = [e["topic"] for e in response.json()["events"]] if ok else []
+        except (httpx.HTTPError, ValueError, KeyError):
+            ok, topics = False, []
+        with self._lock:
+            if ok:
+                self.accepted += len(batch)
+                for topic in topics:
+                    self.by_topic[topic] = self.by_topic.get(topic, 0) + 1
+            else:
+                self.errors += 1
+
+    def _run(self) -> None:
+        events = _restamped(self.options)
+        owed = 0.0
+        last = time.monotonic()
+        with ThreadPoolExecutor(max_workers=4, thread_name_prefix="soak-post") as pool:
+            pending: list[Any] = []
+            while not self._stop.is_set():
+                now = time.monotonic()
+                t = now - self.started
+                owed += self.rate_at(t) * (now - last)
+                last = now
+                self.phase = self._phase(t)
+                while owed >= self.options.batch:
+                    batch = [encode(next(events)) for _ in range(self.options.batch)]
+                    owed -= self.options.batch
+                    self.sent += len(batch)
+                    pending = [f for f in pending if not f.done()]
+                    if len(pending) > 64:  # the gateway is behind: do not queue forever
+                        pending[0].result()
+                    pending.append(pool.submit(self._post, batch))
+                time.sleep(0.005)
+            for future in pending:
+                future.result()
+
+    def _phase(self, t: float) -> str:
+        o = self.options
+        if t < min(30.0, o.seconds / 5):
+            return "warm-up"
+        if t < o.burst_at:
+            return "steady"
+        if t < o.burst_at + o.burst_s:
+            return "burst"
+        return "after"
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.client.close()
+
+
+def _lag_by_app(settings: Settings) -> dict[str, int]:
+    from movieflix_lab.kafka.lag import consumer_lag
+    from movieflix_lab.streams.app import group_name
+
+    groups = {group_name(settings, app): app for app in APPS}
+    totals = dict.fromkeys(APPS, 0)
+    for row in consumer_lag(settings, list(groups)):
+        totals[groups[row.group]] += row.lag
+    return totals
+
+
+def _memory_mb(processes: dict[str, psutil.Process]) -> dict[str, float]:
+    """Resident memory of each child, its own children included (``stream`` apps fork none,
+    uvicorn may)."""
+    out = {}
+    for name, process in processes.items():
+        try:
+            family = [process, *process.children(recursive=True)]
+            out[name] = round(sum(p.memory_info().rss for p in family) / 2**20, 1)
+        except psutil.NoSuchProcess:
+            out[name] = 0.0
+    return out
+
+
+def _children_by_role() -> dict[str, psutil.Process]:
+    roles = {}
+    for child in psutil.Process().children():
+        try:
+            command = " ".join(child.cmdline())
+        except psutil.NoSuchProcess:
+            continue
+        for app in APPS:
+            if command.endswith(f"stream {app}"):
+                roles[app] = child
+        if " serve " in f"{command} ":
+            roles["gateway"] = child
+    return roles
+
+
+def run_soak(
+    settings: Settings,
+    options: SoakOptions,
+    *,
+    say: Callable[[str], None] = lambda _: None,
+    progress: Callable[[float, dict[str, Any]], None] | None = None,
+) -> SoakResult:
+    """Run the soak on ``settings``' cluster (topics created if missing); see the module."""
+    from movieflix_lab.demo import gateway_process, stream_process
+    from movieflix_lab.kafka.catalog import create_topics, describe_topics
+
+    create_topics(settings)
+    before = {d.name: d.messages for d in describe_topics(settings) if d.in_catalog}
+    result = SoakResult(asdict(options), datetime.now(UTC).isoformat(timespec="seconds"))
+    with ExitStack() as stack:
+        for app in APPS:
+            stack.enter_context(stream_process(settings, app))
+        url = stack.enter_context(gateway_process(settings))
+        say(f"gateway at {url}; stream apps {', '.join(APPS)} started")
+        processes = _children_by_role()
+        missing = {*APPS, "gateway"} - set(processes)
+        if missing:
+            raise MovieflixError(f"soak: could not find the processes of {sorted(missing)}")
+        api_key = settings.api_key.get_secret_value() if settings.api_key else None
+        traffic = _Traffic(url, options, api_key).start()
+        say(
+            f"traffic: {options.rate:g} events/s for {options.minutes:g} min, "
+            f"{options.burst_factor:g}x for {options.burst_s:g} s at {options.burst_at:.0f} s"
+        )
+        try:
+            while (t := time.monotonic() - traffic.started) < options.seconds:
+                time.sleep(max(0.0, options.sample_s - (time.monotonic() - traffic.started - t)))
+                result.samples.append(_sample(settings, traffic, processes))
+                if progress is not None:
+                    progress(min(t, options.seconds), result.samples[-1])
+                for role, process in processes.items():
+                    if not process.is_running() or process.status() == psutil.STATUS_ZOMBIE:
+                        raise MovieflixError(f"soak: the {role} process stopped")
+        finally:
+            traffic.stop()
+        stopped = time.monotonic()
+        say(f"traffic stopped: {traffic.accepted:,} events accepted; draining")
+        while time.monotonic() - stopped < options.recover_goal_s * 2:
+            sample = _sample(settings, traffic, processes, phase="drain")
+            result.samples.append(sample)
+            if sum(sample["lag"].values()) == 0:
+                result.drained_after_s = round(time.monotonic() - stopped, 1)
+                break
+            time.sleep(options.sample_s)
+    after = {d.name: d.messages for d in describe_topics(settings) if d.in_catalog}
+    result.sent, result.accepted, result.errors = traffic.sent, traffic.accepted, traffic.errors
+    result.acknowledged_by_topic = dict(sorted(traffic.by_topic.items()))
+    result.achieved_rate = round(traffic.accepted / options.seconds, 1)
+    _judge(result, options, {t: after.get(t, 0) - before.get(t, 0) for t in after})
+    return result
+
+
+def _sample(
+    settings: Settings, traffic: _Traffic, processes: dict[str, psutil.Process], phase: str = ""
+) -> dict[str, Any]:
+    return {
+        "t": round(time.monotonic() - traffic.started, 1),
+        "phase": phase or traffic.phase,
+        "sent": traffic.sent,
+        "accepted": traffic.accepted,
+        "lag": _lag_by_app(settings),
+        "rss_mb": _memory_mb(processes),
+    }
+
+
+def _judge(result: SoakResult, options: SoakOptions, written: dict[str, int]) -> None:
+    samples = result.samples
+
+    def total(sample: dict[str, Any]) -> int:
+        return sum(sample["lag"].values())
+
+    steady = [total(s) for s in samples if s["phase"] == "steady"]
+    result.steady_lag_peak = max(steady, default=0)
+    result.max_lag = max((total(s) for s in samples), default=0)
+    burst_end = options.burst_at + options.burst_s
+    level = max(result.steady_lag_peak, int(options.rate * options.sample_s))
+    for sample in samples:
+        if sample["t"] >= burst_end and total(sample) <= level:
+            result.recovered_after_s = round(sample["t"] - burst_end, 1)
+            break
+    warm = [s for s in samples if s["phase"] in ("steady", "burst", "after")]
+    third = max(1, len(warm) // 3)
+    for role in samples[0]["rss_mb"] if samples else []:
+        early = statistics.median(s["rss_mb"][role] for s in warm[:third])
+        late = statistics.median(s["rss_mb"][role] for s in warm[-third:])
+        result.memory_growth[role] = round(late / early, 3) if early else 0.0
+    bound = int(options.rate * options.burst_factor * options.burst_s) + level
+    lost = {t: n for t, n in result.acknowledged_by_topic.items() if written.get(t, 0) < n}
+    result.goals = {
+        "bounded lag": {"value": result.max_lag, "goal": f"<= {bound}",
+                        "met": result.max_lag <= bound},
+        "recovery after the burst (s)": {
+            "value": result.recovered_after_s, "goal": f"<= {options.recover_goal_s:g}",
+            "met": result.recovered_after_s is not None
+            and result.recovered_after_s <= options.recover_goal_s,
+        },
+        "drained after the traffic (s)": {
+            "value": result.drained_after_s, "goal": f"<= {options.recover_goal_s:g}",
+            "met": result.drained_after_s is not None
+            and result.drained_after_s <= options.recover_goal_s,
+        },
+        "memory growth (late / early)": {
+            "value": max(result.memory_growth.values(), default=0.0),
+            "goal": f"<= {options.memory_growth_goal:g}",
+            "met": bool(result.memory_growth)
+            and max(result.memory_growth.values()) <= options.memory_growth_goal,
+        },
+        "acknowledged events lost": {"value": sum(lost.values()), "goal": "0", "met": not lost},
+        "gateway errors": {"value": result.errors, "goal": "0", "met": result.errors == 0},
+    }  # fmt: skip
+
+
+def write_soak(result: SoakResult, folder: Path) -> Path:
+    """``soak.json`` (every sample) and ``soak.md`` (the goals) in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "soak.json").write_text(result.to_json() + "\n")
+    o = result.options
+    lines = [
+        f"# Soak {result.started_at}",
+        "",
+        f"{o['rate']:g} events/s for {o['minutes']:g} min through the gateway, a "
+        f"{o['burst_factor']:g}x burst for {o['burst_s']:g} s halfway; {result.accepted:,} "
+        f"events accepted ({result.achieved_rate:,.0f}/s).",
+        "",
+        "| goal | value | target | met |",
+        "|---|---|---|---|",
+        *(f"| {name} | {g['value']} | {g['goal']} | {'yes' if g['met'] else 'NO'} |"
+          for name, g in result.goals.items()),
+    ]  # fmt: skip
+    (folder / "soak.md").write_text("\n".join(lines) + "\n")
+    return folder / "soak.md"
