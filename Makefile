@@ -66,6 +66,7 @@ bench: setup ## Run the benchmarks; results in reports/benchmarks/.
 	$(BIN)/python benchmarks/fraud_detection.py
 	$(BIN)/python benchmarks/recommendations.py
 	$(BIN)/python benchmarks/poison.py
+	$(BIN)/python benchmarks/end_to_end.py
 	$(BIN)/python benchmarks/summary.py
 
 soak: setup ## Ten minutes of traffic with a 10x burst; lag, recovery, memory (reports/soak/).

@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     # --- stream apps ------------------------------------------------------------------
     #: Seconds between checkpoints (offset commits, sink flushes, state changelog).
     stream_commit_interval_s: float = Field(5.0, gt=0)
+    #: How long a consumer group waits for an instance that stopped without leaving (killed,
+    #: crashed, cut off) before its partitions move on: Kafka's ``session.timeout.ms``. A
+    #: clean stop leaves the group at once; lower means faster failover after a crash, and
+    #: more needless rebalances on a machine that stalls (the broker allows 6 s at least).
+    stream_session_timeout_s: float = Field(45.0, ge=6, le=1800)
     #: PostgreSQL sink of the stream apps (window results, watch-history rows); off if unset.
     #: A libpq connection string, e.g. ``postgresql://user:pass@host:5432/movieflix``.
     postgres_dsn: SecretStr | None = None

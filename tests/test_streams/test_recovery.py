@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,8 +26,11 @@ import psycopg
 import pytest
 
 from movieflix_lab.config import Settings
-from movieflix_lab.kafka.catalog import create_topics
+from movieflix_lab.events.codec import to_record
+from movieflix_lab.fraud import FraudDetector
+from movieflix_lab.kafka.catalog import RECS_UPDATES, create_topics
 from movieflix_lab.kafka.lag import consumer_lag
+from movieflix_lab.kafka.reader import read_topic
 from movieflix_lab.simulate import KafkaSink, SimulationConfig, Simulator, run_simulation
 from movieflix_lab.sinks.parquet import read_results
 from movieflix_lab.streams.runner import GENRE_KEYS
@@ -45,12 +49,13 @@ CONFIG = SimulationConfig(seed=13, users=3000, movies=500, minutes=None, events=
                           activity=30)  # fmt: skip
 GRACE = str(int(REPLAY_GRACE.total_seconds()))
 EOS = ("--guarantee", "exactly-once")
+RULES = ("binge_bot", "credential_stuffing", "impossible_travel", "new_login_activity",
+         "failed_login_burst")  # fmt: skip
 
 
-def _start(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+def _start(env: dict[str, str], *args: str, app: str = "analytics") -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "movieflix_lab", "stream", "analytics", "--grace", GRACE,
-         *args],
+        [sys.executable, "-m", "movieflix_lab", "stream", app, "--grace", GRACE, *args],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
 
@@ -119,8 +124,9 @@ def test_sigkill_three_times_then_results_are_still_right(  # type: ignore[no-un
     prefix = f"kill-{guarantee}-"
     settings = with_settings(base, data_dir=tmp_path / "data", stream_group_prefix=prefix,
                              postgres_dsn=fresh_database)  # fmt: skip
+    # A killed instance's partitions move on after the session timeout: 6 s, not 45.
     env = cli_env(settings, MOVIEFLIX_STREAM_COMMIT_INTERVAL_S="0.5",
-                  MOVIEFLIX_STREAM_GROUP_PREFIX=prefix,
+                  MOVIEFLIX_STREAM_GROUP_PREFIX=prefix, MOVIEFLIX_STREAM_SESSION_TIMEOUT_S="6",
                   MOVIEFLIX_POSTGRES_DSN=fresh_database)  # fmt: skip
     at_kill = []
     for target in (0.2, 0.45, 0.7):
@@ -170,3 +176,71 @@ def test_two_instances_split_the_partitions_and_agree_with_one(backlog, tmp_path
     assert close.returncode == 0, close.stderr
     assert "0 late events" in close.stdout, close.stdout
     _assert_exact(settings, _expected(events))
+
+
+def test_fraud_and_recs_sigkilled_three_times_exactly_once(backlog, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The fraud and recs apps, killed together three times under exactly-once: the rules'
+    alerts are those of one batch run, none twice; each user's viewing counts in the
+    recommendation updates are exact (a replayed viewing counted twice would show)."""
+    base, events = backlog
+    prefix = "kill-apps-"
+    settings = with_settings(base, data_dir=tmp_path / "data", stream_group_prefix=prefix,
+                             models_dir=tmp_path / "models")  # fmt: skip
+    env = cli_env(settings, MOVIEFLIX_STREAM_COMMIT_INTERVAL_S="0.5",
+                  MOVIEFLIX_STREAM_GROUP_PREFIX=prefix,
+                  MOVIEFLIX_STREAM_SESSION_TIMEOUT_S="6")  # fmt: skip
+    topic = {"fraud": "user-interactions", "recs": "watch-history"}
+    at_kill: dict[str, list[float]] = {"fraud": [], "recs": []}
+    started = time.monotonic()
+    for target in (0.2, 0.45, 0.7):
+        apps = {name: _start(env, *EOS, app=name) for name in topic}
+        deadline = time.monotonic() + 120
+        while apps and time.monotonic() < deadline:
+            for name, app in list(apps.items()):
+                assert app.poll() is None, app.stderr.read() if app.stderr else ""
+                if _committed_share(settings, f"{prefix}{name}", topic[name]) >= target:
+                    os.kill(app.pid, signal.SIGKILL)
+                    app.wait()
+                    at_kill[name].append(_committed_share(settings, f"{prefix}{name}", topic[name]))
+                    del apps[name]
+            time.sleep(0.2)
+        assert not apps, f"{sorted(apps)} did not reach {target:.0%} in time"
+        print(f"killed at {target:.0%} after {time.monotonic() - started:.0f} s: {at_kill}")
+    for name in topic:
+        assert len(at_kill[name]) == 3 and at_kill[name][0] < 1.0, at_kill
+        done = run_cli("stream", name, "--timeout", "3", "--grace", GRACE, *EOS, env=env)
+        assert done.returncode == 0, done.stderr
+        assert "left to read" not in done.stdout, done.stdout
+        print(f"{name} finished after {time.monotonic() - started:.0f} s")
+
+    # Fraud: the rules' alerts of one batch run over the same events, none written twice.
+    records = [to_record(e) for e in sorted(events, key=lambda e: e.timestamp_ms)]
+    batch = FraudDetector(model=None).run(records)
+    alerts = _read_all(settings, "fraud-signals")
+    ids = [a["alert_id"] for a in alerts]
+    assert len(ids) == len(set(ids))
+    user_rules = {(a.detector, a.alert_id) for a in batch if a.entity_kind == "user"}
+    assert len(user_rules) >= 5
+    assert {(a["detector"], a["alert_id"]) for a in alerts
+            if a["entity_kind"] == "user" and a["detector"] in RULES} == user_rules  # fmt: skip
+    assert sorted(a["entity_id"] for a in alerts if a["entity_kind"] == "ip") == sorted(
+        a.entity_id for a in batch if a.entity_kind == "ip"
+    )
+    # Recs: every user's latest update counts each movie's viewings exactly.
+    latest: dict[str, dict] = {}
+    for update in _read_all(settings, RECS_UPDATES.name):
+        latest[update["user_id"]] = update
+    viewings = Counter((e.user_id, e.movie_id) for e in events if e.event_type == "watch")  # type: ignore[attr-defined]
+    expected: dict[str, dict[str, int]] = {}
+    for (user, movie), count in viewings.items():
+        expected.setdefault(user, {})[movie] = count
+    assert {user: {m: h[0] for m, h in u["history"].items()} for user, u in latest.items()} == (
+        expected
+    )
+
+
+def _read_all(settings: Settings, topic: str) -> list[dict]:
+    """Every committed record of ``topic`` in offset order per partition (read_committed)."""
+    got: list[dict] = []
+    read_topic(settings, topic, got.extend)
+    return got
