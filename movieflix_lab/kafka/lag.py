@@ -14,15 +14,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import OffsetSpec
 
 from movieflix_lab.config import Settings
 from movieflix_lab.kafka.client import admin_client, consumer
 from movieflix_lab.kafka.exceptions import TopicError
 
-__all__ = ["PartitionLag", "consumer_lag"]
+__all__ = ["PartitionLag", "consumer_lag", "unread"]
 
 #: The groups the kit's own apps use.
 GROUP_PREFIX = "movieflix-"
@@ -118,3 +119,49 @@ def consumer_lag(
             PartitionLag(group, topic, partition, offset, log_end, max(0, log_end - position))
         )
     return rows
+
+
+def unread(settings: Settings, rows: list[PartitionLag], *, timeout: float = 5.0) -> int:
+    """The records a read-committed consumer would still get from each row's committed offset.
+
+    A partition's lag counts offsets, and under transactions not every offset is a record:
+    commit and abort markers take one each and are never delivered, and neither are the
+    records of an aborted transaction. So a caught-up group can show lag that no one will
+    ever read. This reads the rows' partitions from the committed offsets and counts what
+    arrives, up to each partition's last stable offset: the records of a transaction still
+    open are not readable yet and not counted (its producer is alive and will commit or
+    abort it). A partition not read to its end by ``timeout`` adds what its lag says is
+    beyond the consumer's position. Meant for small lags: it reads every record it counts.
+    """
+    rows = [row for row in rows if row.lag > 0]
+    if not rows:
+        return 0
+    options: dict[str, Any] = {"isolation.level": "read_committed", "enable.partition.eof": True}
+    reader = consumer(settings, **options)
+    try:
+        reader.assign([
+            TopicPartition(row.topic, row.partition,
+                           row.committed if row.committed is not None else OFFSET_BEGINNING)
+            for row in rows
+        ])  # fmt: skip
+        pending = {(row.topic, row.partition): row for row in rows}
+        count = 0
+        deadline = time.monotonic() + timeout
+        while pending and time.monotonic() < deadline:
+            message = reader.poll(0.1)
+            if message is None:
+                continue
+            error = message.error()
+            if error is None:
+                count += 1
+            elif error.code() == KafkaError._PARTITION_EOF:
+                pending.pop((message.topic(), message.partition()), None)
+        if pending:
+            positions = reader.position([TopicPartition(t, p) for t, p in pending])
+            for tp in positions:
+                row = pending[(tp.topic, tp.partition)]
+                at = tp.offset if tp.offset >= 0 else (row.end - row.lag)
+                count += max(0, row.end - at)
+        return count
+    finally:
+        reader.close()

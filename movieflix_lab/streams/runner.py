@@ -11,7 +11,7 @@ from quixstreams.sinks import BaseSink
 
 from movieflix_lab.config import Settings
 from movieflix_lab.kafka.catalog import all_topics, create_topics
-from movieflix_lab.kafka.lag import consumer_lag
+from movieflix_lab.kafka.lag import PartitionLag, consumer_lag, unread
 from movieflix_lab.sinks.parquet import ParquetSink
 from movieflix_lab.sinks.postgres import TABLES, PostgresSink
 from movieflix_lab.streams import fraud, genre_watch_time, recs, search_volume
@@ -155,12 +155,17 @@ APPS: dict[
 }
 
 
+#: Lag (per partition) up to which :func:`outstanding` counts records exactly when asked.
+EXACT_UP_TO = 1_000
+
+
 def outstanding(
     settings: Settings,
     name: str,
     guarantee: Guarantee,
     *,
     inputs: tuple[str, ...] | None = None,
+    exact: bool = False,
 ) -> int:
     """Records stream app ``name``'s consumer group has still to read; 0 when caught up.
 
@@ -169,7 +174,10 @@ def outstanding(
     repartition topics, committed on or not: a group that has not committed yet has not
     caught up. Under exactly-once the app writes its repartition topics in transactions,
     and each transaction ends with a commit marker that takes an offset but is never
-    delivered, so a caught-up partition of theirs lags by one.
+    delivered, so a caught-up partition of theirs lags by one. An aborted transaction
+    leaves more such offsets (its records are never delivered either): with ``exact``,
+    partitions still lagging by at most :data:`EXACT_UP_TO` are read from the committed
+    offset and only what a read-committed consumer gets counts.
     """
     group = group_name(settings, name)
     read = set(inputs if inputs is not None else APP_INPUTS.get(name, ()))
@@ -179,11 +187,15 @@ def outstanding(
         return topic in read or topic.startswith(repartition)
 
     slack = 1 if guarantee == "exactly-once" else 0
-    return sum(
-        max(0, row.lag - (slack if row.topic.startswith("repartition") else 0))
-        for row in consumer_lag(settings, [group], also=reads)
-        if reads(row.topic)
-    )
+    rows = [row for row in consumer_lag(settings, [group], also=reads) if reads(row.topic)]
+
+    def left(row: PartitionLag) -> int:
+        return max(0, row.lag - (slack if row.topic.startswith("repartition") else 0))
+
+    if not exact:
+        return sum(left(row) for row in rows)
+    small = [row for row in rows if 0 < left(row) <= EXACT_UP_TO]
+    return sum(left(row) for row in rows if left(row) > EXACT_UP_TO) + unread(settings, small)
 
 
 def run_app(
@@ -223,7 +235,7 @@ def run_app(
         summary.late_events.update(stream.late.by_window)
         if not timeout:
             break
-        summary.outstanding = outstanding(settings, name, guarantee)
+        summary.outstanding = outstanding(settings, name, guarantee, exact=True)
         if summary.outstanding == 0:
             break
         logger.info("%s: %d records left to read; running again", name, summary.outstanding)
