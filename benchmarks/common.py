@@ -4,55 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import platform
 import statistics
-import subprocess
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from movieflix_lab.config import PROJECT_ROOT
+from movieflix_lab.provenance import describe, machine
 
 RESULTS_DIR = PROJECT_ROOT / "reports" / "benchmarks"
-
-
-def machine() -> dict[str, Any]:
-    """The machine a result was measured on."""
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    memory_gb = None
-    try:
-        kb = int(Path("/proc/meminfo").read_text().split()[1])
-        memory_gb = round(kb / 1024 / 1024, 1)
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
-            text=True, check=False,
-        ).stdout.strip()  # fmt: skip
-    except OSError:
-        sha = ""
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "memory_gb": memory_gb,
-        "os": platform.platform(),
-        "python": platform.python_version(),
-        "git_sha": sha or None,
-        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
 
 
 def write_results(name: str, results: dict[str, Any], rows: list[dict[str, Any]]) -> Path:
@@ -64,8 +27,7 @@ def write_results(name: str, results: dict[str, Any], rows: list[dict[str, Any]]
     lines = [
         f"# Benchmark: {name}",
         "",
-        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, {m['os']}, "
-        f"Python {m['python']}; git {m['git_sha']}; {m['measured_at']}.",
+        describe(m),
         "",
         "| metric | value | anchor (same run) | anchor value | ratio | goal |",
         "|---|---|---|---|---|---|",

@@ -919,6 +919,14 @@ def soak(
     burst: Annotated[float, typer.Option(min=1, help="Burst: this many times the rate.")] = 10.0,
     burst_seconds: Annotated[float, typer.Option(min=1, help="How long the burst lasts.")] = 5.0,
     seed: Annotated[int, typer.Option(help="Seed of the simulated traffic.")] = 42,
+    catch_up: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="Longest wait (s) for the apps to read what the topics "
+            "already hold before the traffic starts.",
+        ),
+    ] = 600.0,
 ) -> None:
     """Sustained traffic through the gateway into every stream app, with a burst halfway:
     lag bounded and back within 60 s, memory flat, nothing lost (results in reports/soak/)."""
@@ -932,7 +940,7 @@ def soak(
     else:
         wait_until_reachable(s)
     options = SoakOptions(minutes=minutes, rate=rate, burst_factor=burst, burst_s=burst_seconds,
-                          seed=seed)  # fmt: skip
+                          seed=seed, catch_up_s=catch_up)  # fmt: skip
     with Progress(
         "[progress.description]{task.description}", BarColumn(), TimeElapsedColumn(),
         console=console,

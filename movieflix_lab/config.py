@@ -81,6 +81,15 @@ class Settings(BaseSettings):
     #: clean stop leaves the group at once; lower means faster failover after a crash, and
     #: more needless rebalances on a machine that stalls (the broker allows 6 s at least).
     stream_session_timeout_s: float = Field(45.0, ge=6, le=1800)
+    #: RocksDB memory of each stream app process (its windows' and memories' state): the
+    #: block cache all its stores share, and each store partition's write buffer (memtable,
+    #: at most two per partition). Every state write appends a whole copy of the value to
+    #: its partition's memtable until the memtable is flushed, so an app's memory climbs by
+    #: about buffer x store partitions and drops back at each flush. Quix's defaults (a 1 GB
+    #: cache, three 64 MB buffers per partition) let the fraud app (12 store partitions)
+    #: climb ~10 MB a minute at 500 events/s for over an hour before its first flush.
+    stream_state_cache_mb: int = Field(64, ge=8)
+    stream_state_write_buffer_mb: int = Field(4, ge=1)
     #: PostgreSQL sink of the stream apps (window results, watch-history rows); off if unset.
     #: A libpq connection string, e.g. ``postgresql://user:pass@host:5432/movieflix``.
     postgres_dsn: SecretStr | None = None

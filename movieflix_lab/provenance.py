@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import platform
 import subprocess
+from datetime import UTC, datetime
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["git_sha", "package_versions"]
+__all__ = ["describe", "git_sha", "machine", "package_versions"]
 
 _ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,3 +39,39 @@ def package_versions(*names: str) -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             found[name] = None
     return found
+
+
+def machine() -> dict[str, object]:
+    """The machine a measurement was taken on (CPU, cores, memory, OS, Python, git, when)."""
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory_gb = None
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        memory_gb = round(kb / 1024 / 1024, 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    sha = git_sha()
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": memory_gb,
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "git_sha": sha[:7] + ("+dirty" if sha.endswith("+dirty") else "") if sha else None,
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def describe(m: dict[str, object]) -> str:
+    """One line for a report: ``Machine: CPU, N cores, G GB, OS, Python V; git SHA; when.``"""
+    return (
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, {m['os']}, "
+        f"Python {m['python']}; git {m['git_sha']}; {m['measured_at']}."
+    )

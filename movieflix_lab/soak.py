@@ -40,6 +40,7 @@ import psutil
 from movieflix_lab.config import Settings
 from movieflix_lab.events import EventBase, encode
 from movieflix_lab.exceptions import MovieflixError
+from movieflix_lab.provenance import describe, machine
 
 __all__ = ["SoakOptions", "SoakResult", "run_soak"]
 
@@ -59,6 +60,8 @@ class SoakOptions:
     batch: int = 50
     sample_s: float = 2.0
     recover_goal_s: float = 60.0
+    #: Longest wait for the apps to read what the topics held before the traffic starts.
+    catch_up_s: float = 600.0
     memory_growth_goal: float = 1.25
 
     @property
@@ -89,6 +92,7 @@ class SoakResult:
     memory_growth: dict[str, float] = field(default_factory=dict)
     achieved_rate: float = 0.0
     goals: dict[str, dict[str, Any]] = field(default_factory=dict)
+    machine: dict[str, Any] = field(default_factory=machine)
 
     @property
     def passed(self) -> bool:
@@ -263,6 +267,7 @@ def run_soak(
         missing = {*APPS, "gateway"} - set(processes)
         if missing:
             raise MovieflixError(f"soak: could not find the processes of {sorted(missing)}")
+        _catch_up(settings, options, say)
         api_key = settings.api_key.get_secret_value() if settings.api_key else None
         traffic = _Traffic(url, options, api_key).start()
         say(
@@ -295,6 +300,31 @@ def run_soak(
     result.achieved_rate = round(traffic.accepted / options.seconds, 1)
     _judge(result, options, {t: after.get(t, 0) - before.get(t, 0) for t in after})
     return result
+
+
+def _catch_up(settings: Settings, options: SoakOptions, say: Callable[[str], None]) -> None:
+    """Let the apps read what the topics already hold before the traffic starts.
+
+    On a broker that earlier runs wrote to, an app may start behind (a partition its group
+    never committed on is read from the start): that backlog is not the soak's traffic and
+    would be judged as its lag.
+    """
+    from movieflix_lab.demo import _wait_for_catch_up
+    from movieflix_lab.streams.runner import outstanding
+
+    waiting = {app: outstanding(settings, app, "at-least-once") for app in APPS}
+    if not any(waiting.values()):
+        return
+    say("catching up first with what the topics already hold: "
+        + ", ".join(f"{app} {n:,}" for app, n in waiting.items()))  # fmt: skip
+    for app in APPS:
+        left = _wait_for_catch_up(settings, app, timeout=options.catch_up_s)
+        if left:
+            raise MovieflixError(
+                f"soak: the {app} app still had {left:,} records to read after "
+                f"{options.catch_up_s:g} s of catching up; run it on a fresh broker "
+                "(`movieflix-lab broker stop`, remove data/kafka) or raise --catch-up"
+            )
 
 
 def _sample(
@@ -357,6 +387,20 @@ def _judge(result: SoakResult, options: SoakOptions, written: dict[str, int]) ->
     }  # fmt: skip
 
 
+def _memory_rows(result: SoakResult) -> list[str]:
+    warm = [s for s in result.samples if s["phase"] in ("steady", "burst", "after")]
+    before = [s for s in warm if s["phase"] == "steady"]
+    if not warm:
+        return []
+    rows = []
+    for role, growth in result.memory_growth.items():
+        first, end = warm[0]["rss_mb"][role], warm[-1]["rss_mb"][role]
+        peak = max(s["rss_mb"][role] for s in warm)
+        steady = before[-1]["rss_mb"][role] if before else first
+        rows.append(f"| {role} | {first:.0f} | {steady:.0f} | {peak:.0f} | {end:.0f} | {growth} |")
+    return rows
+
+
 def write_soak(result: SoakResult, folder: Path) -> Path:
     """``soak.json`` (every sample) and ``soak.md`` (the goals) in ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -373,6 +417,14 @@ def write_soak(result: SoakResult, folder: Path) -> Path:
         "|---|---|---|---|",
         *(f"| {name} | {g['value']} | {g['goal']} | {'yes' if g['met'] else 'NO'} |"
           for name, g in result.goals.items()),
+        "",
+        "Resident memory (MB) of each process:",
+        "",
+        "| process | after warm-up | before the burst | peak | at the end | late / early |",
+        "|---|---|---|---|---|---|",
+        *_memory_rows(result),
+        "",
+        describe(result.machine),
     ]  # fmt: skip
     (folder / "soak.md").write_text("\n".join(lines) + "\n")
     return folder / "soak.md"

@@ -24,6 +24,7 @@ from typing import Any, Literal, TypeAlias
 from quixstreams import Application
 from quixstreams.models import Row
 from quixstreams.sinks import BaseSink
+from quixstreams.state.rocksdb import RocksDBOptions
 
 from movieflix_lab.config import Settings
 from movieflix_lab.kafka.catalog import DEAD_LETTERS
@@ -36,6 +37,7 @@ __all__ = [
     "SinkFactory",
     "StreamApp",
     "group_name",
+    "state_options",
     "stream_application",
 ]
 
@@ -47,6 +49,7 @@ Guarantee = Literal["at-least-once", "exactly-once"]
 SinkFactory: TypeAlias = Callable[[str], list[BaseSink]]
 
 LATE_EVENTS_TOPIC = "analytics.late-events"
+MB = 1024 * 1024
 
 
 def _text(raw: bytes | str | None) -> dict[str, str | None]:
@@ -259,6 +262,15 @@ def group_name(settings: Settings, name: str) -> str:
     return f"{settings.stream_group_prefix}{name}"
 
 
+def state_options(settings: Settings) -> RocksDBOptions:
+    """RocksDB options of a stream app's stores: memory capped by ``stream_state_*_mb``."""
+    return RocksDBOptions(
+        block_cache_size=settings.stream_state_cache_mb * MB,
+        write_buffer_size=settings.stream_state_write_buffer_mb * MB,
+        max_write_buffer_number=2,
+    )
+
+
 def stream_application(
     settings: Settings,
     name: str,
@@ -311,6 +323,7 @@ def stream_application(
         consumer_extra_config=extra,
         producer_extra_config=producer_extra,
         loglevel=loglevel,
+        rocksdb_options=state_options(settings),
         **latency,
     )
     # Private, no public hooks: the checkpoint's offsets and its (transactional) producer.

@@ -45,8 +45,11 @@ from tests.test_streams.fixtures import (
 
 __all__ = ["fresh_database", "postgres"]
 
-CONFIG = SimulationConfig(seed=13, users=3000, movies=500, minutes=None, events=80_000,
+CONFIG = SimulationConfig(seed=13, users=3000, movies=500, minutes=None, events=100_000,
                           activity=30)  # fmt: skip
+#: Splitting partitions needs no crash-sized backlog, only enough for both to own some.
+TWINS = SimulationConfig(seed=13, users=3000, movies=500, minutes=None, events=40_000,
+                         activity=30)  # fmt: skip
 GRACE = str(int(REPLAY_GRACE.total_seconds()))
 EOS = ("--guarantee", "exactly-once")
 RULES = ("binge_bot", "credential_stuffing", "impossible_travel", "new_login_activity",
@@ -101,8 +104,8 @@ def _assert_exact(settings: Settings, expected: pl.DataFrame, *, exact: bool = T
 
 
 @pytest.fixture
-def backlog(tmp_path: Path):  # type: ignore[no-untyped-def]
-    """A broker of the test's own with the simulated backlog.
+def backlog(tmp_path: Path, request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """A broker of the test's own with the simulated backlog (``CONFIG``, or the test's).
 
     Of its own because each test ends by sending heartbeats: another test's group reading
     them mid-backlog would close its windows early (a heartbeat of a genre, re-keyed ahead of
@@ -111,8 +114,9 @@ def backlog(tmp_path: Path):  # type: ignore[no-untyped-def]
     with running_broker(tmp_path / "broker") as kafka:
         settings = with_settings(kafka, stream_commit_interval_s=0.5)
         create_topics(settings)
-        run_simulation(CONFIG, KafkaSink(settings))
-        yield settings, list(Simulator(CONFIG).events())
+        config = getattr(request, "param", CONFIG)
+        run_simulation(config, KafkaSink(settings))
+        yield settings, list(Simulator(config).events())
 
 
 @pytest.mark.parametrize("guarantee", ["exactly-once", "at-least-once"])
@@ -154,6 +158,7 @@ def test_sigkill_three_times_then_results_are_still_right(  # type: ignore[no-un
     _assert_exact(settings, _expected(events), exact=guarantee == "exactly-once")
 
 
+@pytest.mark.parametrize("backlog", [TWINS], indirect=True, ids=["40k"])
 def test_two_instances_split_the_partitions_and_agree_with_one(backlog, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     base, events = backlog
     settings = with_settings(base, data_dir=tmp_path / "data", stream_group_prefix="twins-")
