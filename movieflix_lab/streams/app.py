@@ -303,13 +303,18 @@ def stream_application(
     interval = commit_interval or settings.stream_commit_interval_s
     producer_extra = {"partitioner": "murmur2_random", **extra}
     session_ms = int(settings.stream_session_timeout_s * 1000)
+    # A broker answers one connection's requests in order, so each offset lookup Quix makes
+    # while assigning partitions (committed offsets, then the watermarks of every input and
+    # changelog partition, one call each) waits behind the consumer's pending fetch, which
+    # waits up to fetch.wait.max.ms for data. librdkafka's 500 ms made an app that had
+    # nothing to read take ~25 s to start (18 store partitions); 50 ms: ~4 s.
     extra = {"session.timeout.ms": str(session_ms),
-             "heartbeat.interval.ms": str(min(3000, session_ms // 3)), **extra}  # fmt: skip
+             "heartbeat.interval.ms": str(min(3000, session_ms // 3)),
+             "fetch.wait.max.ms": "5" if low_latency else "50", **extra}  # fmt: skip
     if guarantee == "exactly-once":
         producer_extra.update(_transactional(settings, name, instance, interval))
     latency: dict[str, Any] = {}
     if low_latency:
-        extra = {"fetch.wait.max.ms": "5", **extra}
         latency = {"consumer_poll_timeout": 0.005, "max_partition_buffer_size": 100}
     app = Application(
         broker_address=quix_connection(settings),
