@@ -99,20 +99,6 @@ def stream_process(
         _interrupt(process, timeout=60)
 
 
-def _wait_for_catch_up(settings: Settings, app: str, timeout: float = 120.0) -> int:
-    """Wait until ``app`` has read everything (repartition topics too); returns what is left."""
-    from movieflix_lab.streams.runner import outstanding
-
-    deadline = time.monotonic() + timeout
-    left = -1
-    while time.monotonic() < deadline:
-        left = outstanding(settings, app, "at-least-once")
-        if left == 0:
-            return 0
-        time.sleep(1.0)
-    return left
-
-
 @contextmanager
 def postgres_sink(settings: Settings, say: Say) -> Iterator[str | None]:
     """The PostgreSQL DSN for the stream app: the configured one, else a local server of the
@@ -276,6 +262,7 @@ def run_demo(
     from movieflix_lab.kafka.catalog import create_topics, describe_topics
     from movieflix_lab.kafka.client import wait_until_reachable
     from movieflix_lab.simulate import GatewaySink, SimulationConfig, run_simulation
+    from movieflix_lab.streams.runner import wait_for_catch_up
 
     started_broker = False
     broker = LocalBroker(settings) if settings.uses_local_broker else None
@@ -321,13 +308,13 @@ def run_demo(
                 f"({simulated.events_per_second:,.0f}/s), {simulated.incidents} labelled "
                 f"incidents in {labels}"
             )
-            lag = _wait_for_catch_up(settings, "analytics")
+            lag = wait_for_catch_up(settings, "analytics")
             counts = {d.name: d.messages for d in describe_topics(settings) if d.in_catalog}
             result = DemoResult(url, simulated.events, simulated.incidents, labels, counts)
             result.analytics_lag = lag
-            result.fraud_lag = _wait_for_catch_up(settings, "fraud")
+            result.fraud_lag = wait_for_catch_up(settings, "fraud")
             result.fraud = _score_fraud(settings, labels, config)
-            result.recs_lag = _wait_for_catch_up(settings, "recs")
+            result.recs_lag = wait_for_catch_up(settings, "recs")
             result.recs = _train_recs(settings, labels, url, say)
             result.reports = _run_reports(settings, labels, config, say)
             result.reports_index = str(settings.reports_dir / "index.html")

@@ -230,10 +230,9 @@ def run_fraud_eval(
     progress: Callable[[int, float], None] | None = None,
 ) -> dict[str, Any]:
     """Run ``scenario`` through broker, simulator and fraud app; return the scored report."""
-    from movieflix_lab.demo import _wait_for_catch_up
     from movieflix_lab.kafka.broker import LocalBroker
     from movieflix_lab.streams.fraud import FRAUD_INPUTS
-    from movieflix_lab.streams.runner import outstanding
+    from movieflix_lab.streams.runner import outstanding, wait_for_catch_up
 
     scenario = scenario or FraudScenario()
     broker = LocalBroker(settings) if settings.uses_local_broker else None
@@ -286,7 +285,7 @@ def run_fraud_eval(
             finally:
                 stop_sampling.set()
                 sampler.join(10)
-            left = _wait_for_catch_up(scoped, "fraud", timeout=300)
+            left = wait_for_catch_up(scoped, "fraud", timeout=300)
             time.sleep(2.0)  # alerts of the last events in flight
             if app.poll() is not None:
                 raise MovieflixError(

@@ -309,8 +309,7 @@ def _catch_up(settings: Settings, options: SoakOptions, say: Callable[[str], Non
     never committed on is read from the start): that backlog is not the soak's traffic and
     would be judged as its lag.
     """
-    from movieflix_lab.demo import _wait_for_catch_up
-    from movieflix_lab.streams.runner import outstanding
+    from movieflix_lab.streams.runner import outstanding, wait_for_catch_up
 
     waiting = {app: outstanding(settings, app, "at-least-once") for app in APPS}
     if not any(waiting.values()):
@@ -318,7 +317,7 @@ def _catch_up(settings: Settings, options: SoakOptions, say: Callable[[str], Non
     say("catching up first with what the topics already hold: "
         + ", ".join(f"{app} {n:,}" for app, n in waiting.items()))  # fmt: skip
     for app in APPS:
-        left = _wait_for_catch_up(settings, app, timeout=options.catch_up_s)
+        left = wait_for_catch_up(settings, app, timeout=options.catch_up_s)
         if left:
             raise MovieflixError(
                 f"soak: the {app} app still had {left:,} records to read after "
@@ -355,7 +354,7 @@ def _judge(result: SoakResult, options: SoakOptions, written: dict[str, int]) ->
         if sample["t"] >= burst_end and total(sample) <= level:
             result.recovered_after_s = round(sample["t"] - burst_end, 1)
             break
-    warm = [s for s in samples if s["phase"] in ("steady", "burst", "after")]
+    warm = _warm(samples)
     third = max(1, len(warm) // 3)
     for role in samples[0]["rss_mb"] if samples else []:
         early = statistics.median(s["rss_mb"][role] for s in warm[:third])
@@ -387,11 +386,16 @@ def _judge(result: SoakResult, options: SoakOptions, written: dict[str, int]) ->
     }  # fmt: skip
 
 
+def _warm(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The samples memory is judged on: traffic running, warm-up over."""
+    return [s for s in samples if s["phase"] in ("steady", "burst", "after")]
+
+
 def _memory_rows(result: SoakResult) -> list[str]:
-    warm = [s for s in result.samples if s["phase"] in ("steady", "burst", "after")]
-    before = [s for s in warm if s["phase"] == "steady"]
+    warm = _warm(result.samples)
     if not warm:
         return []
+    before = [s for s in warm if s["phase"] == "steady"]
     rows = []
     for role, growth in result.memory_growth.items():
         first, end = warm[0]["rss_mb"][role], warm[-1]["rss_mb"][role]

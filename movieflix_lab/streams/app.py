@@ -307,7 +307,7 @@ def stream_application(
     # while assigning partitions (committed offsets, then the watermarks of every input and
     # changelog partition, one call each) waits behind the consumer's pending fetch, which
     # waits up to fetch.wait.max.ms for data. librdkafka's 500 ms made an app that had
-    # nothing to read take ~25 s to start (18 store partitions); 50 ms: ~4 s.
+    # nothing to read take ~25 s to start (analytics: 24 store partitions); 50 ms: ~4 s.
     extra = {"session.timeout.ms": str(session_ms),
              "heartbeat.interval.ms": str(min(3000, session_ms // 3)),
              "fetch.wait.max.ms": "5" if low_latency else "50", **extra}  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ __all__ = [
     "build_recs",
     "outstanding",
     "run_app",
+    "wait_for_catch_up",
 ]
 
 logger = logging.getLogger(__name__)
@@ -196,6 +198,18 @@ def outstanding(
         return sum(left(row) for row in rows)
     small = [row for row in rows if 0 < left(row) <= EXACT_UP_TO]
     return sum(left(row) for row in rows if left(row) > EXACT_UP_TO) + unread(settings, small)
+
+
+def wait_for_catch_up(settings: Settings, app: str, timeout: float = 120.0) -> int:
+    """Wait until ``app`` has read everything (repartition topics too); returns what is left."""
+    deadline = time.monotonic() + timeout
+    left = -1
+    while time.monotonic() < deadline:
+        left = outstanding(settings, app, "at-least-once")
+        if left == 0:
+            return 0
+        time.sleep(1.0)
+    return left
 
 
 def run_app(
