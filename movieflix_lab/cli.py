@@ -406,7 +406,12 @@ def stream(
     )
     late = sum(summary.late_events.values())
     left = f", {summary.outstanding:,} records left to read" if summary.outstanding else ""
-    console.print(f"stopped: {summary.dead_letters} dead letters, {late} late events{left}")
+    replayed = (
+        f", {summary.replays_dropped:,} replayed records dropped" if summary.replays_dropped else ""
+    )
+    console.print(
+        f"stopped: {summary.dead_letters} dead letters, {late} late events{replayed}{left}"
+    )
     if name == "fraud":
         import json
 

@@ -29,6 +29,7 @@ from quixstreams.state.rocksdb import RocksDBOptions
 from movieflix_lab.config import Settings
 from movieflix_lab.kafka.catalog import DEAD_LETTERS
 from movieflix_lab.kafka.client import producer, quix_connection
+from movieflix_lab.streams.regroup import Replays
 
 __all__ = [
     "DeadLetters",
@@ -239,6 +240,7 @@ class StreamApp:
     late: LateEvents
     state_dir: Path
     instance: str = "0"
+    replays: Replays = field(default_factory=Replays)
 
 
 def _transactional(settings: Settings, name: str, instance: str, interval: float) -> dict[str, Any]:

@@ -45,6 +45,7 @@ from movieflix_lab.kafka.catalog import (
     WATCH_HISTORY,
 )
 from movieflix_lab.kafka.serde import EventDeserializer
+from movieflix_lab.streams.regroup import Replays, regroup
 
 __all__ = ["FRAUD_INPUTS", "FraudApp", "FraudOptions", "UserKey", "build", "options_from"]
 
@@ -135,7 +136,9 @@ class FraudApp:
         return self._records(alerts)
 
 
-def build(app: Application, options: FraudOptions | None = None) -> FraudApp:
+def build(
+    app: Application, options: FraudOptions | None = None, *, replays: Replays | None = None
+) -> FraudApp:
     """Add the fraud pipeline to ``app``; returns the running detector (save it at the end)."""
     options = options or FraudOptions()
     model = (
@@ -161,7 +164,9 @@ def build(app: Application, options: FraudOptions | None = None) -> FraudApp:
     user_alerts = events.apply(fraud.on_user_event, stateful=True, metadata=True, expand=True)
     user_alerts.to_topic(signals, key=entity)
 
-    by_ip = frames[LOGIN_EVENTS.name].group_by(lambda event: str(event["ip"]), name="by-ip")
+    by_ip = regroup(
+        frames[LOGIN_EVENTS.name], lambda event: str(event["ip"]), name="by-ip", replays=replays
+    )
     ip_alerts = by_ip.apply(fraud.on_ip_login, stateful=True, metadata=True, expand=True)
     ip_alerts.to_topic(signals, key=entity)
     return fraud

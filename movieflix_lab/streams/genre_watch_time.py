@@ -44,6 +44,7 @@ from movieflix_lab.kafka.catalog import WATCH_HISTORY, TopicSpec, derived_topic
 from movieflix_lab.kafka.serde import EventDeserializer
 from movieflix_lab.sinks.postgres import watch_row
 from movieflix_lab.streams.app import LateEvents, SinkFactory
+from movieflix_lab.streams.regroup import Replays, regroup
 
 __all__ = ["GenreWatchTimeOptions", "build", "output_topics"]
 
@@ -112,6 +113,7 @@ def build(
     *,
     late: LateEvents | None = None,
     sink_for: SinkFactory | None = None,
+    replays: Replays | None = None,
 ) -> StreamingDataFrame:
     """Add the genre watch-time pipeline to ``app``; returns the tumbling results."""
     options = options or GenreWatchTimeOptions()
@@ -122,7 +124,7 @@ def build(
     sdf = app.dataframe(source)
     for sink in sink_for("rows") if sink_for else []:  # the viewings themselves
         sdf.apply(watch_row).sink(sink)
-    sdf = sdf.group_by("genre", name="genre")
+    sdf = regroup(sdf, "genre", name="genre", replays=replays)
 
     window_ms = int(options.window.total_seconds() * 1000)
     hop_ms = int(options.hop.total_seconds() * 1000)

@@ -72,6 +72,7 @@ class RunSummary:
     late_events: Counter[str]
     rounds: int = 0
     outstanding: int = 0  # records the group had left to read when a bounded run stopped
+    replays_dropped: int = 0  # re-keyed copies of records replayed after a crash
 
 
 def build_analytics(
@@ -104,10 +105,18 @@ def build_analytics(
         return sink_for
 
     genre_watch_time.build(
-        stream.app, options.genre, late=stream.late, sink_for=sinks("genre_watch_time")
+        stream.app,
+        options.genre,
+        late=stream.late,
+        sink_for=sinks("genre_watch_time"),
+        replays=stream.replays,
     )
     search_volume.build(
-        stream.app, options.search, late=stream.late, sink_for=sinks("search_volume")
+        stream.app,
+        options.search,
+        late=stream.late,
+        sink_for=sinks("search_volume"),
+        replays=stream.replays,
     )
 
 
@@ -117,7 +126,8 @@ def build_fraud(
     """The fraud app; returns what saves its model when the run ends."""
     create_topics(settings, specs=all_topics())
     source = group_name(settings, "fraud")
-    app = fraud.build(stream.app, fraud.options_from(settings, stream.instance, source))
+    options_ = fraud.options_from(settings, stream.instance, source)
+    app = fraud.build(stream.app, options_, replays=stream.replays)
     return app.save
 
 
@@ -246,6 +256,7 @@ def run_app(
                 on_stop()
         summary.rounds = round_
         summary.dead_letters += stream.dead_letters.count
+        summary.replays_dropped += stream.replays.dropped
         summary.late_events.update(stream.late.by_window)
         if not timeout:
             break

@@ -30,6 +30,7 @@ from movieflix_lab.kafka.catalog import SEARCH_EVENTS, TopicSpec, derived_topic
 from movieflix_lab.kafka.serde import EventDeserializer
 from movieflix_lab.streams.app import LateEvents, SinkFactory
 from movieflix_lab.streams.genre_watch_time import _iso, _label
+from movieflix_lab.streams.regroup import Replays, regroup
 
 __all__ = ["PartitionLateGuard", "SearchVolumeOptions", "build", "output_topics"]
 
@@ -106,6 +107,7 @@ def build(
     *,
     late: LateEvents | None = None,
     sink_for: SinkFactory | None = None,
+    replays: Replays | None = None,
 ) -> StreamingDataFrame:
     """Add the search-volume pipeline to ``app``; returns the per-user results."""
     options = options or SearchVolumeOptions()
@@ -141,7 +143,7 @@ def build(
         per_user.sink(sink)
 
     total = (
-        sdf.group_by(lambda value: "all", name="all")
+        regroup(sdf, lambda value: "all", name="all", replays=replays)
         .tumbling_window(options.window, grace_ms=options.grace, name="total", on_late=late)
         .agg(
             count=Count(),

@@ -75,14 +75,11 @@ def _expected(events: list) -> pl.DataFrame:  # type: ignore[type-arg]
     return batch_windows(watch_frame(events), ["genre"], timedelta(minutes=30), None, "seconds")
 
 
-def _assert_exact(settings: Settings, expected: pl.DataFrame, *, exact: bool = True) -> None:
+def _assert_exact(settings: Settings, expected: pl.DataFrame) -> None:
     folder = settings.processed_dir / "genre_watch_time" / "tumbling"
     got = read_results(folder, GENRE_KEYS)
     joined = got.join(expected, on=["genre", "window_start_ms"], how="full", coalesce=True)
     assert got.height == expected.height > 50
-    if not exact:  # at-least-once across crashes: nothing lost, some records counted twice
-        assert (joined["count"] >= joined["count_right"]).all()
-        return
     assert (joined["count"] == joined["count_right"]).all()
     assert ((joined["sum_seconds"] - joined["sum"]).abs() < 1e-6).all()
     # Every row ever written for a window says the same thing: a replay rewrote, not changed.
@@ -123,7 +120,9 @@ def backlog(tmp_path: Path, request: pytest.FixtureRequest):  # type: ignore[no-
 def test_sigkill_three_times_then_results_are_still_right(  # type: ignore[no-untyped-def]
     backlog, tmp_path: Path, guarantee: str, fresh_database: str
 ) -> None:
-    """Exactly-once: exact. At-least-once: nothing lost (a re-key can count a record twice)."""
+    """Exact under both guarantees. At-least-once replays what was read after the last
+    commit, and the re-key (genre) writes those records to the repartition topic again:
+    ``regroup`` drops the second copies (before it, windows counted them twice)."""
     base, events = backlog
     prefix = f"kill-{guarantee}-"
     settings = with_settings(base, data_dir=tmp_path / "data", stream_group_prefix=prefix,
@@ -155,7 +154,9 @@ def test_sigkill_three_times_then_results_are_still_right(  # type: ignore[no-un
     close = run_cli(*args, env=env)
     assert close.returncode == 0, close.stderr
     assert "0 late events" in close.stdout
-    _assert_exact(settings, _expected(events), exact=guarantee == "exactly-once")
+    _assert_exact(settings, _expected(events))
+    if guarantee == "at-least-once":  # the run after the last kill replayed, and caught it
+        assert "replayed records dropped" in finish.stdout + close.stdout, finish.stdout
 
 
 @pytest.mark.parametrize("backlog", [TWINS], indirect=True, ids=["40k"])
@@ -164,7 +165,7 @@ def test_two_instances_split_the_partitions_and_agree_with_one(backlog, tmp_path
     settings = with_settings(base, data_dir=tmp_path / "data", stream_group_prefix="twins-")
     env = cli_env(settings, MOVIEFLIX_STREAM_COMMIT_INTERVAL_S="0.5",
                   MOVIEFLIX_STREAM_GROUP_PREFIX="twins-")  # fmt: skip
-    # Exactly-once: under at-least-once a rebalance may replay records (count them twice).
+    # Exactly-once (at-least-once replays are the kill test's subject).
     first = _start(env, "--instance", "a", "--timeout", "5", *EOS)
     second = _start(env, "--instance", "b", "--timeout", "5", *EOS)
     said = []
@@ -187,12 +188,16 @@ def test_two_instances_split_the_partitions_and_agree_with_one(backlog, tmp_path
     _assert_exact(settings, _expected(events))
 
 
-def test_fraud_and_recs_sigkilled_three_times_exactly_once(backlog, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """The fraud and recs apps, killed together three times under exactly-once: the rules'
-    alerts are those of one batch run, none twice; each user's viewing counts in the
-    recommendation updates are exact (a replayed viewing counted twice would show)."""
+@pytest.mark.parametrize("guarantee", ["exactly-once", "at-least-once"])
+def test_fraud_and_recs_sigkilled_three_times(backlog, tmp_path: Path, guarantee: str) -> None:  # type: ignore[no-untyped-def]
+    """The fraud and recs apps, killed together three times: the rules' alerts are those of
+    one batch run (under exactly-once none written twice; under at-least-once an alert
+    replayed after a crash is written again with its id, which readers dedupe on); each
+    user's viewing counts in the recommendation updates are exact (a replayed viewing
+    counted twice would show)."""
     base, events = backlog
-    prefix = "kill-apps-"
+    prefix = f"kill-apps-{guarantee}-"
+    mode = ("--guarantee", guarantee)
     settings = with_settings(base, data_dir=tmp_path / "data", stream_group_prefix=prefix,
                              models_dir=tmp_path / "models")  # fmt: skip
     env = cli_env(settings, MOVIEFLIX_STREAM_COMMIT_INTERVAL_S="0.5",
@@ -202,7 +207,7 @@ def test_fraud_and_recs_sigkilled_three_times_exactly_once(backlog, tmp_path: Pa
     at_kill: dict[str, list[float]] = {"fraud": [], "recs": []}
     started = time.monotonic()
     for target in (0.2, 0.45, 0.7):
-        apps = {name: _start(env, *EOS, app=name) for name in topic}
+        apps = {name: _start(env, *mode, app=name) for name in topic}
         deadline = time.monotonic() + 120
         while apps and time.monotonic() < deadline:
             for name, app in list(apps.items()):
@@ -217,17 +222,20 @@ def test_fraud_and_recs_sigkilled_three_times_exactly_once(backlog, tmp_path: Pa
         print(f"killed at {target:.0%} after {time.monotonic() - started:.0f} s: {at_kill}")
     for name in topic:
         assert len(at_kill[name]) == 3 and at_kill[name][0] < 1.0, at_kill
-        done = run_cli("stream", name, "--timeout", "3", "--grace", GRACE, *EOS, env=env)
+        done = run_cli("stream", name, "--timeout", "3", "--grace", GRACE, *mode, env=env)
         assert done.returncode == 0, done.stderr
         assert "left to read" not in done.stdout, done.stdout
-        print(f"{name} finished after {time.monotonic() - started:.0f} s")
+        said = done.stdout.strip().splitlines()[-1]
+        print(f"{name} finished after {time.monotonic() - started:.0f} s: {said}")
 
     # Fraud: the rules' alerts of one batch run over the same events, none written twice.
     records = [to_record(e) for e in sorted(events, key=lambda e: e.timestamp_ms)]
     batch = FraudDetector(model=None).run(records)
-    alerts = _read_all(settings, "fraud-signals")
-    ids = [a["alert_id"] for a in alerts]
-    assert len(ids) == len(set(ids))
+    written = _read_all(settings, "fraud-signals")
+    alerts = list({a["alert_id"]: a for a in written}.values())
+    print(f"fraud-signals: {len(written)} alerts written, {len(alerts)} distinct")
+    if guarantee == "exactly-once":
+        assert len(alerts) == len(written)
     user_rules = {(a.detector, a.alert_id) for a in batch if a.entity_kind == "user"}
     assert len(user_rules) >= 5
     assert {(a["detector"], a["alert_id"]) for a in alerts

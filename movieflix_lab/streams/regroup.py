@@ -1,0 +1,101 @@
+"""Re-keying (``group_by``) that counts every record once, under at-least-once too.
+
+Quix re-keys a stream by producing each record to a repartition topic and reading it back.
+Its state is safe across a crash: a store recovers only the changelog of offsets that were
+committed. The repartition topic is not: under at-least-once, records an app re-keyed after
+its last commit are re-keyed again when the app (or whoever takes its partitions over)
+replays them, and the downstream window then counts both copies. Under exactly-once the
+first copies were in a transaction that is aborted, and never delivered.
+
+So :func:`regroup` stamps each record with where it came from (a header: source topic,
+partition, offset) before the re-key, and after it keeps, in the re-keyed key's state, the
+highest source offset taken from each source partition. A copy at or below that mark is a
+replay and is dropped (and counted). This is exact because one source partition's records
+reach a given re-keyed partition in source order: they are produced in that order by one
+idempotent producer (no reordering on retries), and the mark lives in the same store as
+the window it guards, so a crash rolls both back together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from quixstreams import message_context
+from quixstreams.dataframe import StreamingDataFrame
+from quixstreams.state import State
+
+__all__ = ["SOURCE_HEADER", "Replays", "regroup"]
+
+#: The header carrying a re-keyed record's source: ``topic/partition/offset``.
+SOURCE_HEADER = "movieflix-source"
+_MARKS = "regroup:source-offsets"
+#: A key's marks expire a week (event time) after its last record, like the fraud state.
+MARKS_TTL = timedelta(days=7)
+
+
+@dataclass
+class Replays:
+    """Counts re-keyed copies dropped as replays (0 unless an app replayed after a crash)."""
+
+    dropped: int = 0
+
+
+def _stamp(
+    value: Any, key: Any, timestamp: int, headers: Sequence[tuple[str, str | bytes]]
+) -> list[tuple[str, str | bytes]]:
+    context = message_context()
+    source = f"{context.topic}/{context.partition}/{context.offset}".encode()
+    return [(name, raw) for name, raw in headers if name != SOURCE_HEADER] + [
+        (SOURCE_HEADER, source)
+    ]
+
+
+def source_of(headers: Any) -> tuple[str, int] | None:
+    """``("topic/partition", offset)`` from a stamped record's headers, or None.
+
+    >>> source_of([("movieflix-source", b"watch-history/3/1041")])
+    ('watch-history/3', 1041)
+    >>> source_of(None) is None
+    True
+    """
+    for name, raw in headers or ():
+        if name == SOURCE_HEADER:
+            text = raw.decode() if isinstance(raw, bytes) else str(raw)
+            where, _, offset = text.rpartition("/")
+            return where, int(offset)
+    return None
+
+
+class FirstDelivery:
+    """The stateful filter after the re-key: keeps a record unless its source was seen."""
+
+    def __init__(self, replays: Replays | None = None):
+        self.replays = replays if replays is not None else Replays()
+
+    def __call__(self, value: Any, key: Any, timestamp: int, headers: Any, state: State) -> bool:
+        source = source_of(headers)
+        if source is None:  # not stamped: re-keyed by something else, nothing to compare
+            return True
+        where, offset = source
+        marks: dict[str, int] = state.get(_MARKS) or {}
+        if offset <= marks.get(where, -1):
+            self.replays.dropped += 1
+            return False
+        marks[where] = offset
+        state.set(_MARKS, marks, ttl=MARKS_TTL)
+        return True
+
+
+def regroup(
+    sdf: StreamingDataFrame,
+    key: str | Callable[[Any], Any],
+    *,
+    name: str,
+    replays: Replays | None = None,
+) -> StreamingDataFrame:
+    """``sdf.group_by(key, name=name)``, without the at-least-once replay's double counts."""
+    grouped = sdf.set_headers(_stamp).group_by(key, name=name)
+    return grouped.filter(FirstDelivery(replays), stateful=True, metadata=True)
