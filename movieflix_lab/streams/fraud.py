@@ -165,7 +165,12 @@ def build(
     user_alerts.to_topic(signals, key=entity)
 
     by_ip = regroup(
-        frames[LOGIN_EVENTS.name], lambda event: str(event["ip"]), name="by-ip", replays=replays
+        frames[LOGIN_EVENTS.name],
+        lambda event: str(event["ip"]),
+        name="by-ip",
+        exactly_once=app.config.exactly_once,
+        replays=replays,
+        ttl=STATE_TTL,
     )
     ip_alerts = by_ip.apply(fraud.on_ip_login, stateful=True, metadata=True, expand=True)
     ip_alerts.to_topic(signals, key=entity)

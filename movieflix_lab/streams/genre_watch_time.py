@@ -124,7 +124,8 @@ def build(
     sdf = app.dataframe(source)
     for sink in sink_for("rows") if sink_for else []:  # the viewings themselves
         sdf.apply(watch_row).sink(sink)
-    sdf = regroup(sdf, "genre", name="genre", replays=replays)
+    exactly_once = app.config.exactly_once
+    sdf = regroup(sdf, "genre", name="genre", exactly_once=exactly_once, replays=replays)
 
     window_ms = int(options.window.total_seconds() * 1000)
     hop_ms = int(options.hop.total_seconds() * 1000)

@@ -142,8 +142,9 @@ def build(
     for sink in sink_for("per_user") if sink_for else []:
         per_user.sink(sink)
 
+    exactly_once = app.config.exactly_once
     total = (
-        regroup(sdf, lambda value: "all", name="all", replays=replays)
+        regroup(sdf, lambda value: "all", name="all", exactly_once=exactly_once, replays=replays)
         .tumbling_window(options.window, grace_ms=options.grace, name="total", on_late=late)
         .agg(
             count=Count(),

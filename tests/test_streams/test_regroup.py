@@ -16,17 +16,17 @@ from movieflix_lab.streams.regroup import SOURCE_HEADER, FirstDelivery, Replays,
 
 
 class DictState:
-    """One key's state, as Quix hands it to a stateful callback (values kept as written)."""
+    """One key's state, as Quix hands it to a stateful callback (bytes kept as written)."""
 
     def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
+        self.values: dict[str, bytes] = {}
         self.ttls: list[timedelta | None] = []
 
-    def get(self, key: str, default: Any = None) -> Any:
+    def get_bytes(self, key: str, default: bytes | None = None) -> bytes | None:
         return self.values.get(key, default)
 
-    def set(self, key: str, value: Any, ttl: timedelta | None = None) -> None:
-        self.values[key] = dict(value)  # a copy, as RocksDB would serialise it
+    def set_bytes(self, key: str, value: bytes, ttl: timedelta | None = None) -> None:
+        self.values[key] = value
         self.ttls.append(ttl)
 
 
@@ -48,7 +48,7 @@ def test_stamp_names_the_source_and_replaces_an_older_stamp() -> None:
 
 def test_a_replayed_copy_is_dropped_and_counted_per_source_partition() -> None:
     replays = Replays()
-    keep = FirstDelivery(replays)
+    keep = FirstDelivery(replays, ttl=timedelta(days=7))
     drama = DictState()
 
     def feed(partition: int, offset: int, state: DictState = drama) -> bool:
@@ -62,7 +62,8 @@ def test_a_replayed_copy_is_dropped_and_counted_per_source_partition() -> None:
     # Partition 1's marks are its own.
     assert feed(1, 5)
     assert replays.dropped == 2
-    assert drama.values == {"regroup:source-offsets": {"watch-history/0": 13, "watch-history/1": 5}}
+    marks = {name: int.from_bytes(raw, "big") for name, raw in drama.values.items()}
+    assert marks == {"regroup:watch-history/0": 13, "regroup:watch-history/1": 5}
     assert set(drama.ttls) == {timedelta(days=7)}
     # Another key (its own state) has seen nothing yet: the same source offset is new there.
     assert feed(0, 12, DictState())
