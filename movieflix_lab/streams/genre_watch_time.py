@@ -3,8 +3,10 @@
 The seed's Kafka Streams sketch ``groupBy(genre).windowedBy(30 min).count()`` and more:
 per genre and window, the count of finished viewings, the sum of seconds watched and their
 mean. Two window shapes run side by side: tumbling (default 30 min) and hopping (30 min
-every 5 min). A window is emitted once, when it closes: when the genre's event time passes
-its end plus the grace period (Quix's per-key closing; every genre sees steady traffic).
+every 5 min), both computed from shared 5-minute panes (:mod:`movieflix_lab.streams.panes`:
+one state update per record instead of one per window, with the results of Quix's windows).
+A window is emitted once, when it closes: when the genre's event time passes its end plus
+the grace period (Quix's per-key closing; every genre sees steady traffic).
 Per-key rather than partition-wide closing on purpose: Quix 3.28's partition-wide closing
 compares a record older than the last closed window with that window's end *minus the grace
 again*, so a record between one and two grace periods late lands in a window already emitted
@@ -38,12 +40,12 @@ from typing import Any
 
 from quixstreams import Application
 from quixstreams.dataframe import StreamingDataFrame
-from quixstreams.dataframe.windows import Count, Sum
 
 from movieflix_lab.kafka.catalog import WATCH_HISTORY, TopicSpec, derived_topic
 from movieflix_lab.kafka.serde import EventDeserializer
 from movieflix_lab.sinks.postgres import watch_row
 from movieflix_lab.streams.app import LateEvents, SinkFactory
+from movieflix_lab.streams.panes import PaneWindows, Shape
 from movieflix_lab.streams.regroup import Replays, regroup
 
 __all__ = ["GenreWatchTimeOptions", "build", "output_topics"]
@@ -91,7 +93,7 @@ def _result(
     window_ms: int, hop_ms: int
 ) -> Callable[[dict[str, Any], Any, int, Any], dict[str, Any]]:
     def shape(value: dict[str, Any], key: Any, timestamp: int, headers: Any) -> dict[str, Any]:
-        count, total = value["count"], value["sum_seconds"]
+        count, total = value["count"], value["sum"]
         return {
             "genre": key,
             "window_start": _iso(value["start"]),
@@ -129,31 +131,23 @@ def build(
 
     window_ms = int(options.window.total_seconds() * 1000)
     hop_ms = int(options.hop.total_seconds() * 1000)
-    aggregations = {"count": Count(), "sum_seconds": Sum("seconds_watched")}
-
-    tumbling = (
-        sdf.tumbling_window(options.window, grace_ms=options.grace, name="tumbling", on_late=late)
-        .agg(**aggregations)
-        .final(closing_strategy="key")
+    # Both shapes from shared panes: one state update per record, not one per window.
+    windows = PaneWindows(
+        (Shape("tumbling", window_ms, window_ms), Shape("hopping", window_ms, hop_ms)),
+        field="seconds_watched",
+        grace_ms=int(options.grace.total_seconds() * 1000),
+        on_late=late,
     )
-    tumbling = tumbling.apply(_result(window_ms, 0), metadata=True)
-    tumbling.to_topic(app.topic(tumbling_topic.name, value_serializer="json"))
-    for sink in sink_for("tumbling") if sink_for else []:
-        tumbling.sink(sink)
-
-    hopping = (
-        sdf.hopping_window(
-            options.window,
-            step_ms=options.hop,
-            grace_ms=options.grace,
-            name="hopping",
-            on_late=late,
-        )
-        .agg(**aggregations)
-        .final(closing_strategy="key")
-    )
-    hopping = hopping.apply(_result(window_ms, hop_ms), metadata=True)
-    hopping.to_topic(app.topic(hopping_topic.name, value_serializer="json"))
-    for sink in sink_for("hopping") if sink_for else []:
-        hopping.sink(sink)
+    closed = sdf.apply(windows, stateful=True, metadata=True, expand=True)
+    closed = closed.set_timestamp(lambda value, key, timestamp, headers: value["start"])
+    outputs = {"tumbling": (tumbling_topic, 0), "hopping": (hopping_topic, hop_ms)}
+    results = {}
+    for name, (topic, hop) in outputs.items():
+        shaped = closed.filter(lambda value, name=name: value["window"] == name)  # type: ignore[misc]
+        shaped = shaped.apply(_result(window_ms, hop), metadata=True)
+        shaped.to_topic(app.topic(topic.name, value_serializer="json"))
+        for sink in sink_for(name) if sink_for else []:
+            shaped.sink(sink)
+        results[name] = shaped
+    tumbling = results["tumbling"]
     return tumbling
