@@ -22,14 +22,16 @@ The results are the ones of Quix's windows with per-key closing
   with Quix's arguments and ``late_by_ms``) and counts in the others;
 - a pane is dropped when every window over it has been emitted.
 
-Results: ``{"window": <name>, "start": ms, "end": ms, "count": n, "sum": x}``, each
-window's in order of start, tumbling before hopping when both close at once.
+Results: ``{"window": <name>, "start": ms, "end": ms, "count": n, "sum": x}`` (and
+``"tally"`` with one), windows in order of start, shape by shape as given when several close
+at once.
 """
 
 from __future__ import annotations
 
 import math
 import struct
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -45,9 +47,13 @@ META = "panes:meta"
 #: Per key: the starts of the panes it holds, in order (read only when one opens or closes).
 INDEX = "panes:index"
 PANE = "panes:"
+#: Per pane, with ``tally``: its items (``panes:<start>:tally:``), and each one's count
+#: (``panes:<start>:tally:<item>``).
+TALLY = "tally:"
 NOTHING_DUE = 2**62
 _META = struct.Struct(">qq")
 _PANE = struct.Struct(">qd")
+_COUNT = struct.Struct(">q")
 
 #: Quix's ``on_late`` callback (``LateEvents`` has this signature).
 OnLate = Callable[..., Any]
@@ -88,14 +94,18 @@ class Shape:
 class PaneWindows:
     """The stateful function: ``sdf.apply(windows, stateful=True, metadata=True, expand=True)``.
 
-    ``field``'s values are summed; ``shapes`` share the panes; ``grace_ms`` as Quix's.
+    ``shapes`` share the panes; ``field``'s values are summed (``sum``); with ``tally``, each
+    record's ``tally(value)`` is counted too (``tally``: item → count, in the results; in
+    state one 8-byte count per pane and item, and a pane's list of items, written when an
+    item first appears in it); ``grace_ms`` as Quix's.
     """
 
     def __init__(
         self,
         shapes: tuple[Shape, ...],
         *,
-        field: str,
+        field: str | None = None,
+        tally: Callable[[Any], str] | None = None,
         grace_ms: int,
         on_late: OnLate | None = None,
     ) -> None:
@@ -103,6 +113,7 @@ class PaneWindows:
             raise ValueError("PaneWindows needs at least one window shape")
         self.shapes = shapes
         self.field = field
+        self.tally = tally
         self.grace_ms = grace_ms
         self.on_late = on_late
         self.pane_ms = math.gcd(*(n for s in shapes for n in (s.duration_ms, s.step_ms)))
@@ -134,7 +145,10 @@ class PaneWindows:
                 due = min(due, next_end)
             else:
                 count, total = _PANE.unpack(raw)
-            state.set_bytes(pane, _PANE.pack(count + 1, total + value[self.field]))
+            amount = value[self.field] if self.field is not None else 0.0
+            state.set_bytes(pane, _PANE.pack(count + 1, total + amount))
+            if self.tally is not None:
+                self._count(state, pane, self.tally(value))
         results: list[dict[str, Any]] = []
         if due <= closed_end:
             results, due = self._close(state, before, latest)
@@ -142,11 +156,27 @@ class PaneWindows:
             state.set_bytes(META, _META.pack(latest, due))
         return results
 
+    @staticmethod
+    def _count(state: State, pane: str, item: str) -> None:
+        """One more ``item`` in the pane's tally (its items listed once, when first seen)."""
+        entry = f"{pane}:{TALLY}{item}"
+        raw = state.get_bytes(entry)
+        if raw is None:
+            items: list[str] = state.get(pane + ":" + TALLY) or []
+            state.set(pane + ":" + TALLY, [*items, item])
+        state.set_bytes(entry, _COUNT.pack(_COUNT.unpack(raw)[0] + 1 if raw else 1))
+
+    def _tally(self, state: State, pane: int) -> dict[str, int]:
+        where = f"{PANE}{pane}:{TALLY}"
+        items: list[str] = state.get(where) or []
+        return {item: _COUNT.unpack(state.get_bytes(where + item) or b"")[0] for item in items}
+
     def _close(self, state: State, before: int, latest: int) -> tuple[list[dict[str, Any]], int]:
         """Emit the windows the key's event time moving from ``before`` to ``latest`` closed;
         drop the panes no open window needs; return the results and the next window due."""
         index: list[int] = state.get(INDEX) or []
         panes = {p: _PANE.unpack(state.get_bytes(PANE + str(p)) or b"") for p in index}
+        tallies = {p: self._tally(state, p) for p in index} if self.tally is not None else {}
         was_closed, closed = before - self.grace_ms, latest - self.grace_ms
         results = []
         due = NOTHING_DUE
@@ -158,11 +188,16 @@ class PaneWindows:
                     break
                 if start + size <= was_closed:  # emitted before
                     continue
-                inside = [panes[p] for p in index if start <= p < start + size]
-                results.append({
-                    "window": shape.name, "start": start, "end": start + size,
-                    "count": sum(c for c, _ in inside), "sum": sum(t for _, t in inside),
-                })  # fmt: skip
+                inside = [p for p in index if start <= p < start + size]
+                result = {"window": shape.name, "start": start, "end": start + size,
+                          "count": sum(panes[p][0] for p in inside),
+                          "sum": sum(panes[p][1] for p in inside)}  # fmt: skip
+                if self.tally is not None:
+                    merged: Counter[str] = Counter()
+                    for p in inside:
+                        merged.update(tallies[p])
+                    result["tally"] = dict(merged)
+                results.append(result)
         # A pane is needed while a window over it is open; the last one starts at the pane's
         # own step boundary.
         kept = []
@@ -171,6 +206,11 @@ class PaneWindows:
                 kept.append(pane)
             else:
                 state.delete(PANE + str(pane))
+                if self.tally is not None:
+                    where = f"{PANE}{pane}:{TALLY}"
+                    for item in tallies[pane]:
+                        state.delete(where + item)
+                    state.delete(where)
         if kept != index:
             state.set(INDEX, kept)
         return results, due

@@ -2,7 +2,9 @@
 
 Per user: the message key is already the user id, so each user's searches are counted in
 place. In total: records are re-keyed to one group (``all``) and counted, with the query
-counts of the window reduced to its ten most frequent queries when it closes. A window is
+counts of the window reduced to its ten most frequent queries when it closes (a
+:class:`~movieflix_lab.streams.panes.PaneWindows` tally: each record updates its window's
+count and its query's, where a Quix window rewrote the whole query table). A window is
 emitted once it closes (event time past its end plus the grace period); late records are
 counted like the genre app's.
 
@@ -24,12 +26,12 @@ from typing import Any
 
 from quixstreams import Application, message_context
 from quixstreams.dataframe import StreamingDataFrame
-from quixstreams.dataframe.windows import Count, Reduce
 
 from movieflix_lab.kafka.catalog import SEARCH_EVENTS, TopicSpec, derived_topic
 from movieflix_lab.kafka.serde import EventDeserializer
 from movieflix_lab.streams.app import LateEvents, SinkFactory
 from movieflix_lab.streams.genre_watch_time import _iso, _label
+from movieflix_lab.streams.panes import PaneWindows, Shape
 from movieflix_lab.streams.regroup import Replays, regroup
 
 __all__ = ["PartitionLateGuard", "SearchVolumeOptions", "build", "output_topics"]
@@ -60,12 +62,6 @@ def normalise_query(query: str) -> str:
     'space opera'
     """
     return " ".join(query.lower().split())
-
-
-def _count_query(counts: dict[str, int], value: dict[str, Any]) -> dict[str, int]:
-    query = normalise_query(value["query"])
-    counts[query] = counts.get(query, 0) + 1
-    return counts
 
 
 def _top(counts: dict[str, int]) -> list[dict[str, Any]]:
@@ -143,23 +139,27 @@ def build(
         per_user.sink(sink)
 
     exactly_once = app.config.exactly_once
-    total = (
-        regroup(sdf, lambda value: "all", name="all", exactly_once=exactly_once, replays=replays)
-        .tumbling_window(options.window, grace_ms=options.grace, name="total", on_late=late)
-        .agg(
-            count=Count(),
-            queries=Reduce(reducer=_count_query, initializer=lambda value: _count_query({}, value)),
-        )
-        .final(closing_strategy="key")
+    # The count and the query tally of each window from panes (one per window here): a
+    # record writes its window's count and its query's, not the window's whole query table.
+    windows = PaneWindows(
+        (Shape("total", window_ms, window_ms),),
+        tally=lambda value: normalise_query(value["query"]),
+        grace_ms=grace_ms,
+        on_late=late,
     )
+    everyone = regroup(
+        sdf, lambda value: "all", name="all", exactly_once=exactly_once, replays=replays
+    )
+    total = everyone.apply(windows, stateful=True, metadata=True, expand=True)
+    total = total.set_timestamp(lambda value, key, timestamp, headers: value["start"])
     total = total.apply(
         lambda value: {
             "window_start": _iso(value["start"]),
             "window_start_ms": value["start"],
             "window_ms": window_ms,
             "count": value["count"],
-            "distinct_queries": len(value["queries"]),
-            "top_queries": _top(value["queries"]),
+            "distinct_queries": len(value["tally"]),
+            "top_queries": _top(value["tally"]),
         }
     )
     total.to_topic(app.topic(total_topic.name, value_serializer="json"))

@@ -111,14 +111,15 @@ def test_search_totals_and_top_queries_equal_the_batch_computation(processed) ->
     assert dict(zip(totals["window_start_ms"], totals["count"], strict=True)) == dict(
         zip(expected_totals["window_start_ms"], expected_totals["count"], strict=True)
     )
-    # Top queries of the busiest window, recomputed.
-    busiest = totals.sort("count", descending=True).row(0, named=True)
-    in_window = frame.filter(
-        (pl.col("ts") >= busiest["window_start_ms"])
-        & (pl.col("ts") < busiest["window_start_ms"] + 1_800_000)
-    )
-    counts = in_window.group_by("query").len().sort(["len", "query"], descending=[True, False])
-    assert [q["query"] for q in busiest["top_queries"]] == counts["query"].head(10).to_list()
+    # Every window's top queries (with their counts) and distinct queries, recomputed.
+    for window in totals.iter_rows(named=True):
+        in_window = frame.filter(
+            (pl.col("ts") >= window["window_start_ms"])
+            & (pl.col("ts") < window["window_start_ms"] + 1_800_000)
+        )
+        counts = in_window.group_by("query").len().sort(["len", "query"], descending=[True, False])
+        top = [{"query": q, "count": n} for q, n in counts.head(10).iter_rows()]
+        assert window["top_queries"] == top and window["distinct_queries"] == counts.height
 
 
 def test_poison_goes_to_dead_letters_and_the_rest_is_processed(processed) -> None:  # type: ignore[no-untyped-def]

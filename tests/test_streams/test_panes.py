@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Any
 
 import pytest
@@ -46,13 +46,13 @@ class DictState:
 class Reference:
     """Every window of every key kept on its own (what Quix's windowed store does)."""
 
-    def __init__(self, shapes: tuple[Shape, ...], grace_ms: int) -> None:
-        self.shapes, self.grace_ms = shapes, grace_ms
+    def __init__(self, shapes: tuple[Shape, ...], grace_ms: int, tally: bool = False) -> None:
+        self.shapes, self.grace_ms, self.tally = shapes, grace_ms, tally
         self.latest: dict[str, int] = defaultdict(int)
-        self.windows: dict[tuple[str, str, int], list[float]] = {}
+        self.windows: dict[tuple[str, str, int], list[Any]] = {}
         self.late: list[tuple[str, int, int, str]] = []
 
-    def feed(self, key: str, timestamp: int, amount: float) -> list[dict[str, Any]]:
+    def feed(self, key: str, timestamp: int, amount: float, item: str = "") -> list[dict[str, Any]]:
         latest = self.latest[key] = max(self.latest[key], timestamp)
         closed = latest - self.grace_ms
         for shape in self.shapes:
@@ -62,17 +62,20 @@ class Reference:
                 if start + shape.duration_ms <= closed:
                     self.late.append((key, timestamp, start, shape.name))
                 else:
-                    window = self.windows.setdefault((key, shape.name, start), [0, 0.0])
+                    window = self.windows.setdefault((key, shape.name, start), [0, 0.0, Counter()])
                     window[0] += 1
                     window[1] += amount
+                    window[2][item] += 1
         out = []
         for shape in self.shapes:
             for wkey in sorted(k for k in self.windows if k[0] == key and k[1] == shape.name):
                 if wkey[2] + shape.duration_ms <= closed:
-                    count, total = self.windows.pop(wkey)
+                    count, total, items = self.windows.pop(wkey)
                     out.append({"window": shape.name, "start": wkey[2],
                                 "end": wkey[2] + shape.duration_ms, "count": count,
                                 "sum": total})  # fmt: skip
+                    if self.tally:
+                        out[-1]["tally"] = dict(items)
         return out
 
 
@@ -137,3 +140,22 @@ def test_a_record_late_for_every_window_opens_no_pane() -> None:
 def test_needs_a_shape() -> None:
     with pytest.raises(ValueError, match="at least one window shape"):
         PaneWindows((), field="x", grace_ms=0)
+
+
+def test_a_tally_counts_each_item_per_window_and_leaves_nothing_behind() -> None:
+    shapes = (Shape("total", 30 * MINUTE, 30 * MINUTE), Shape("hop", 30 * MINUTE, 10 * MINUTE))
+    windows = PaneWindows(shapes, tally=lambda value: value["q"], grace_ms=5 * MINUTE)
+    reference = Reference(shapes, 5 * MINUTE, tally=True)
+    rng, state = random.Random(7), DictState()
+    events = _stream(rng, 3_000, 8 * MINUTE)
+    emitted = 0
+    for _, timestamp, _ in events:
+        query = rng.choice(["dune", "heat", "up", "alien", f"rare {rng.randint(0, 10**6)}"])
+        got = windows({"q": query}, "all", timestamp, None, state)  # type: ignore[arg-type]
+        assert got == reference.feed("all", timestamp, 0.0, query), timestamp
+        emitted += len(got)
+    assert emitted > 100 and reference.late
+    end = max(t for _, t, _ in events) + 100 * MINUTE
+    assert windows({"q": "up"}, "all", end, None, state) == reference.feed("all", end, 0.0, "up")  # type: ignore[arg-type]
+    pane = f"panes:{end - end % windows.pane_ms}"
+    assert set(state.data) == {META, INDEX, pane, f"{pane}:tally:", f"{pane}:tally:up"}
