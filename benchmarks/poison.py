@@ -46,6 +46,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--poison", type=float, default=0.01)
+    parser.add_argument("--runs", type=int, default=2, help="catch-ups per backlog (best kept)")
     args = parser.parse_args()
 
     with own_broker() as settings:
@@ -54,17 +55,24 @@ def main() -> None:
         with console.status("raw confluent-kafka…"):
             raw_s, counts = raw_consume(settings)
         valid = sum(counts.values())
-        with console.status("analytics on the clean backlog…"):
-            clean_s = quix_catch_up(settings, "analytics", "at-least-once")
-        console.print(f"clean: {valid:,} records in {clean_s:.1f} s; raw {raw_s:.1f} s")
+        clean_runs = []
+        for run in range(args.runs):  # each run a new consumer group: the whole backlog
+            with console.status(f"analytics on the clean backlog ({run + 1}/{args.runs})…"):
+                clean_runs.append(quix_catch_up(settings, "analytics", "at-least-once"))
+        clean_s = min(clean_runs)
+        console.print(f"clean: {valid:,} records in {clean_runs} s; raw {raw_s:.1f} s")
     with own_broker() as settings:
         with console.status(f"poisoned backlog ({args.poison:.1%} malformed)…"):
             poisoned = backlog(settings, args.events, poison=args.poison)
-        with console.status("analytics on the poisoned backlog…"):
-            poisoned_s = quix_catch_up(settings, "analytics", "at-least-once")
-        letters = _dead_letters(settings)
-        console.print(f"poisoned: {poisoned:,} malformed, {letters:,} dead letters, "
-                      f"{poisoned_s:.1f} s")  # fmt: skip
+        poisoned_runs, letters_per_run = [], []
+        for run in range(args.runs):
+            before = _dead_letters(settings)
+            with console.status(f"analytics on the poisoned backlog ({run + 1}/{args.runs})…"):
+                poisoned_runs.append(quix_catch_up(settings, "analytics", "at-least-once"))
+            letters_per_run.append(_dead_letters(settings) - before)
+        poisoned_s, letters = min(poisoned_runs), min(letters_per_run)
+        console.print(f"poisoned: {poisoned:,} malformed, dead letters per run "
+                      f"{letters_per_run}, {poisoned_runs} s")  # fmt: skip
     raw, clean, dirty = valid / raw_s, valid / clean_s, valid / poisoned_s
     rows = [
         {"metric": "raw confluent-kafka consume + decode (clean)", "value": raw, "unit": "rec/s"},
@@ -73,7 +81,8 @@ def main() -> None:
         {"metric": f"analytics catch-up, {args.poison:.0%} malformed", "value": dirty,
          "unit": "rec/s", "anchor": "analytics, clean", "anchor_value": clean,
          "ratio": dirty / clean, "goal": ">= 0.9"},
-        {"metric": "malformed messages written / dead letters", "value": float(poisoned),
+        {"metric": "malformed messages written / dead letters (fewest of a run)",
+         "value": float(poisoned),
          "unit": "messages", "anchor": "dead letters", "anchor_value": float(letters),
          "ratio": letters / poisoned if poisoned else None, "goal": "1.00 (>= 1 at-least-once)"},
     ]  # fmt: skip
@@ -82,9 +91,14 @@ def main() -> None:
         "search-events records (6 partitions each), the same in both runs; the poisoned run "
         f"adds {poisoned:,} malformed messages on the same topics. Times run from launch until "
         "the group caught up (Quix's quiet period subtracted); throughput counts valid records.",
+        f"Best of {args.runs} catch-ups per backlog (each a new consumer group): clean "
+        f"{', '.join(f'{t:.1f}' for t in clean_runs)} s; poisoned "
+        f"{', '.join(f'{t:.1f}' for t in poisoned_runs)} s.",
     ]
     path = write_results("poison", {"events": args.events, "poison": args.poison,
-                                    "notes": notes}, rows)  # fmt: skip
+                                    "clean_s": clean_runs, "poisoned_s": poisoned_runs,
+                                    "dead_letters_per_run": letters_per_run, "notes": notes},
+                         rows)  # fmt: skip
     console.print(f"results in {path.relative_to(PROJECT_ROOT)}")
 
 

@@ -229,6 +229,24 @@ def _memory_mb(processes: dict[str, psutil.Process]) -> dict[str, float]:
     return out
 
 
+def _cpu_s(processes: dict[str, psutil.Process]) -> dict[str, float]:
+    """CPU seconds (user + system) each child has used so far, its own children included."""
+    out = {}
+    for name, process in processes.items():
+        try:
+            family = [process, *process.children(recursive=True)]
+            out[name] = round(sum(p.cpu_times().user + p.cpu_times().system for p in family), 2)
+        except psutil.NoSuchProcess:
+            out[name] = 0.0
+    return out
+
+
+def _machine_busy_s() -> float:
+    """CPU seconds the whole machine has been busy (all cores; idle and I/O wait excluded)."""
+    times = psutil.cpu_times()
+    return round(sum(times) - times.idle - getattr(times, "iowait", 0.0), 2)
+
+
 def _children_by_role() -> dict[str, psutil.Process]:
     roles = {}
     for child in psutil.Process().children():
@@ -336,6 +354,8 @@ def _sample(
         "accepted": traffic.accepted,
         "lag": _lag_by_app(settings),
         "rss_mb": _memory_mb(processes),
+        "cpu_s": _cpu_s(processes),
+        "machine_busy_s": _machine_busy_s(),
     }
 
 

@@ -76,6 +76,13 @@ class Shape:
     duration_ms: int
     step_ms: int
 
+    def __post_init__(self) -> None:
+        if not 0 < self.step_ms <= self.duration_ms:
+            raise ValueError(
+                f"window {self.name!r}: the step ({self.step_ms} ms) must be above 0 and at "
+                f"most the size ({self.duration_ms} ms)"
+            )
+
     def starts(self, timestamp: int) -> Iterator[int]:
         """Starts of the windows holding ``timestamp``, oldest first, none below 0 (Quix's
         ``get_window_ranges``).
@@ -111,6 +118,8 @@ class PaneWindows:
     ) -> None:
         if not shapes:
             raise ValueError("PaneWindows needs at least one window shape")
+        if grace_ms < 0:
+            raise ValueError(f"the grace period cannot be negative ({grace_ms} ms)")
         self.shapes = shapes
         self.field = field
         self.tally = tally

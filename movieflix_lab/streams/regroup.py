@@ -105,8 +105,8 @@ def regroup(
     """``sdf.group_by(key, name=name)``, without the at-least-once replay's double counts.
 
     Under exactly-once it is exactly ``group_by``: there is nothing to drop, and the check
-    costs ~16% of a genre app's catch-up time (100k backlog: 16.8-17.0 s against
-    14.5-14.8 s). ``ttl`` (event time) expires the marks of keys that stop appearing
+    cost ~16% of a genre app's catch-up time before the panes (100k backlog: 16.8-17.0 s
+    against 14.5-14.8 s). ``ttl`` (event time) expires the marks of keys that stop appearing
     (re-keying by IP makes many); without it they stay.
     """
     if exactly_once:

@@ -137,9 +137,15 @@ def test_a_record_late_for_every_window_opens_no_pane() -> None:
     assert state.data == before
 
 
-def test_needs_a_shape() -> None:
+def test_bad_shapes_and_grace_are_refused_by_name() -> None:
     with pytest.raises(ValueError, match="at least one window shape"):
         PaneWindows((), field="x", grace_ms=0)
+    with pytest.raises(ValueError, match=r"'hop': the step .* at most the size"):
+        Shape("hop", 30 * MINUTE, 45 * MINUTE)
+    with pytest.raises(ValueError, match="'zero': the step"):
+        Shape("zero", 30 * MINUTE, 0)
+    with pytest.raises(ValueError, match="grace period cannot be negative"):
+        PaneWindows((Shape("t", MINUTE, MINUTE),), grace_ms=-1)
 
 
 def test_a_tally_counts_each_item_per_window_and_leaves_nothing_behind() -> None:
