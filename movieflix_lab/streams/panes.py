@@ -47,9 +47,9 @@ META = "panes:meta"
 #: Per key: the starts of the panes it holds, in order (read only when one opens or closes).
 INDEX = "panes:index"
 PANE = "panes:"
-#: Per pane, with ``tally``: its items (``panes:<start>:tally:``), and each one's count
-#: (``panes:<start>:tally:<item>``).
-TALLY = "tally:"
+#: Per pane, with ``tally``: its items (``panes:<start>:items``), and each one's count
+#: (``panes:<start>:item:<item>``; the two suffixes cannot meet, whatever the item).
+ITEMS, ITEM = ":items", ":item:"
 NOTHING_DUE = 2**62
 _META = struct.Struct(">qq")
 _PANE = struct.Struct(">qd")
@@ -168,17 +168,19 @@ class PaneWindows:
     @staticmethod
     def _count(state: State, pane: str, item: str) -> None:
         """One more ``item`` in the pane's tally (its items listed once, when first seen)."""
-        entry = f"{pane}:{TALLY}{item}"
+        entry = pane + ITEM + item
         raw = state.get_bytes(entry)
         if raw is None:
-            items: list[str] = state.get(pane + ":" + TALLY) or []
-            state.set(pane + ":" + TALLY, [*items, item])
+            items: list[str] = state.get(pane + ITEMS) or []
+            state.set(pane + ITEMS, [*items, item])
         state.set_bytes(entry, _COUNT.pack(_COUNT.unpack(raw)[0] + 1 if raw else 1))
 
     def _tally(self, state: State, pane: int) -> dict[str, int]:
-        where = f"{PANE}{pane}:{TALLY}"
-        items: list[str] = state.get(where) or []
-        return {item: _COUNT.unpack(state.get_bytes(where + item) or b"")[0] for item in items}
+        where = f"{PANE}{pane}"
+        items: list[str] = state.get(where + ITEMS) or []
+        return {
+            item: _COUNT.unpack(state.get_bytes(where + ITEM + item) or b"")[0] for item in items
+        }
 
     def _close(self, state: State, before: int, latest: int) -> tuple[list[dict[str, Any]], int]:
         """Emit the windows the key's event time moving from ``before`` to ``latest`` closed;
@@ -216,10 +218,10 @@ class PaneWindows:
             else:
                 state.delete(PANE + str(pane))
                 if self.tally is not None:
-                    where = f"{PANE}{pane}:{TALLY}"
+                    where = f"{PANE}{pane}"
                     for item in tallies[pane]:
-                        state.delete(where + item)
-                    state.delete(where)
+                        state.delete(where + ITEM + item)
+                    state.delete(where + ITEMS)
         if kept != index:
             state.set(INDEX, kept)
         return results, due
