@@ -112,21 +112,21 @@ def main() -> None:
             with console.status(f"{rate:,.0f} events/s through the gateway…"):
                 result = run_soak(settings, options)
             settled = [s for s in result.samples if s["phase"] not in ("warm-up", "drain")]
-            behind = max((max(s["lag"].values()) / rate for s in settled), default=0.0)
             # Each app's worst lag in seconds, and the cores each process used meanwhile.
-            by_app = {app: round(max(s["lag"][app] for s in settled) / rate, 2)
+            by_app = {app: max(s["lag"][app] for s in settled) / rate
                       for app in (settled[0]["lag"] if settled else {})}  # fmt: skip
+            worst = max(by_app, key=lambda app: by_app[app]) if by_app else "-"
+            behind = by_app.get(worst, 0.0)
             span = settled[-1]["t"] - settled[0]["t"] if len(settled) > 1 else 0.0
             cores = {role: round((settled[-1]["cpu_s"][role] - used) / span, 2)
                      for role, used in settled[0]["cpu_s"].items()} if span else {}  # fmt: skip
             if span:  # the rest: the broker, the traffic generator, the OS
                 busy = (settled[-1]["machine_busy_s"] - settled[0]["machine_busy_s"]) / span
                 cores["broker, load, OS"] = round(max(busy - sum(cores.values()), 0.0), 2)
-            worst = max(by_app, key=lambda app: by_app[app]) if by_app else "-"
             accepted = result.accepted / options.seconds
             sustained = accepted >= 0.95 * rate and behind <= LAG_GOAL_S and not result.errors
             steps.append({"rate": rate, "accepted_per_s": round(accepted, 1),
-                          "max_app_lag_s": round(behind, 2), "behind_s": by_app,
+                          "max_app_lag_s": round(behind, 2), "behind_s": {app: round(s, 2) for app, s in by_app.items()},
                           "worst_app": worst, "cores": cores, "max_lag": result.max_lag,
                           "drained_after_s": result.drained_after_s, "errors": result.errors,
                           "rss_mb": result.samples[-1]["rss_mb"] if result.samples else {},

@@ -216,29 +216,30 @@ def _lag_by_app(settings: Settings) -> dict[str, int]:
     return totals
 
 
-def _memory_mb(processes: dict[str, psutil.Process]) -> dict[str, float]:
-    """Resident memory of each child, its own children included (``stream`` apps fork none,
-    uvicorn may)."""
+def _per_child(
+    processes: dict[str, psutil.Process], measure: Callable[[psutil.Process], float]
+) -> dict[str, float]:
+    """``measure`` summed over each child and its own children (``stream`` apps fork none,
+    uvicorn may); 0 for a child that is gone."""
     out = {}
     for name, process in processes.items():
         try:
-            family = [process, *process.children(recursive=True)]
-            out[name] = round(sum(p.memory_info().rss for p in family) / 2**20, 1)
+            out[name] = sum(measure(p) for p in [process, *process.children(recursive=True)])
         except psutil.NoSuchProcess:
             out[name] = 0.0
     return out
+
+
+def _memory_mb(processes: dict[str, psutil.Process]) -> dict[str, float]:
+    """Resident memory of each child, its own children included."""
+    used = _per_child(processes, lambda p: p.memory_info().rss / 2**20)
+    return {name: round(mb, 1) for name, mb in used.items()}
 
 
 def _cpu_s(processes: dict[str, psutil.Process]) -> dict[str, float]:
     """CPU seconds (user + system) each child has used so far, its own children included."""
-    out = {}
-    for name, process in processes.items():
-        try:
-            family = [process, *process.children(recursive=True)]
-            out[name] = round(sum(p.cpu_times().user + p.cpu_times().system for p in family), 2)
-        except psutil.NoSuchProcess:
-            out[name] = 0.0
-    return out
+    used = _per_child(processes, lambda p: sum(p.cpu_times()[:2]))
+    return {name: round(seconds, 2) for name, seconds in used.items()}
 
 
 def _machine_busy_s() -> float:

@@ -138,8 +138,7 @@ def build(
         grace_ms=int(options.grace.total_seconds() * 1000),
         on_late=late,
     )
-    closed = sdf.apply(windows, stateful=True, metadata=True, expand=True)
-    closed = closed.set_timestamp(lambda value, key, timestamp, headers: value["start"])
+    closed = windows.apply_to(sdf)
     outputs = {"tumbling": (tumbling_topic, 0), "hopping": (hopping_topic, hop_ms)}
     results = {}
     for name, (topic, hop) in outputs.items():
@@ -149,5 +148,4 @@ def build(
         for sink in sink_for(name) if sink_for else []:
             shaped.sink(sink)
         results[name] = shaped
-    tumbling = results["tumbling"]
-    return tumbling
+    return results["tumbling"]

@@ -38,6 +38,7 @@ from typing import Any
 
 from quixstreams import message_context
 from quixstreams.context import MessageContextNotSetError
+from quixstreams.dataframe import StreamingDataFrame
 from quixstreams.state import State
 
 __all__ = ["PaneWindows", "Shape"]
@@ -127,6 +128,12 @@ class PaneWindows:
         self.on_late = on_late
         self.pane_ms = math.gcd(*(n for s in shapes for n in (s.duration_ms, s.step_ms)))
 
+    def apply_to(self, sdf: StreamingDataFrame) -> StreamingDataFrame:
+        """The closed windows of ``sdf``'s keys, one record each, timestamped with the
+        window's start (as Quix's windows emit them)."""
+        closed = sdf.apply(self, stateful=True, metadata=True, expand=True)
+        return closed.set_timestamp(lambda value, key, timestamp, headers: value["start"])
+
     def __call__(
         self, value: Any, key: Any, timestamp: int, headers: Any, state: State
     ) -> list[dict[str, Any]]:
@@ -145,12 +152,13 @@ class PaneWindows:
                                  shape.name, *_origin())  # fmt: skip
         was_due = due
         if next_end != NOTHING_DUE:  # the record counts in at least one window
-            pane = PANE + str(timestamp - timestamp % self.pane_ms)
+            pane_start = timestamp - timestamp % self.pane_ms
+            pane = PANE + str(pane_start)
             raw = state.get_bytes(pane)
             if raw is None:
                 count, total = 0, 0.0
                 index: list[int] = state.get(INDEX) or []
-                state.set(INDEX, sorted([*index, timestamp - timestamp % self.pane_ms]))
+                state.set(INDEX, sorted([*index, pane_start]))
                 due = min(due, next_end)
             else:
                 count, total = _PANE.unpack(raw)

@@ -150,9 +150,7 @@ def build(
     everyone = regroup(
         sdf, lambda value: "all", name="all", exactly_once=exactly_once, replays=replays
     )
-    total = everyone.apply(windows, stateful=True, metadata=True, expand=True)
-    total = total.set_timestamp(lambda value, key, timestamp, headers: value["start"])
-    total = total.apply(
+    total = windows.apply_to(everyone).apply(
         lambda value: {
             "window_start": _iso(value["start"]),
             "window_start_ms": value["start"],
