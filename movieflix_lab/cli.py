@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -257,6 +257,13 @@ def simulate(
     labels_dir: Annotated[
         Path | None, typer.Option(help="Where labels go (default data/raw/simulations/RUN).")
     ] = None,
+    late_share: Annotated[
+        float,
+        typer.Option(min=0, max=1, help="Share of viewings and searches a device sends late."),
+    ] = 0.0,
+    late_by: Annotated[
+        float, typer.Option(min=0.01, help="How late those arrive, in simulated minutes.")
+    ] = 20.0,
 ) -> None:
     """Generate seeded MovieFlix traffic with labelled fraud (labels go to data/raw/)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
@@ -281,6 +288,8 @@ def simulate(
         events=events,
         activity=activity,
         incident_rates=_incident_rates(incident or []),
+        late_share=late_share,
+        late_by=timedelta(minutes=late_by),
     )
     if start is not None:
         config = replace(config, start=start if start.tzinfo else start.replace(tzinfo=UTC))
@@ -906,8 +915,12 @@ def demo(
                 table.add_row(f"  PostgreSQL {name}", f"{rows:,} rows")
             table.add_row("gateway", result.gateway_url)
             bar.console.print(table)
+            bar.console.print("stream vs batch (every closed window against a batch computation "
+                              "over the same offsets):", soft_wrap=True)  # fmt: skip
+            for line in result.reconciliation:
+                bar.console.print(f"  {line}", soft_wrap=True)
 
-        run_demo(
+        result = run_demo(
             settings(),
             options,
             say=say,
@@ -915,6 +928,11 @@ def demo(
             progress=progress,
             wait_for_interrupt=wait_for_interrupt,
         )
+        if not result.reconciled:
+            raise MovieflixError(
+                "stream results differ from the batch computation (see the summary above; "
+                "lab.reconcile.reconcile_analytics shows every window)"
+            )
 
 
 @app.command("soak")

@@ -63,6 +63,9 @@ class DemoResult:
     #: The recommendation model trained on this run's watch-history, and a served example.
     recs: dict[str, Any] = field(default_factory=dict)
     recs_lag: int = 0
+    #: Each windowed output against the batch computation over the same offsets.
+    reconciliation: list[str] = field(default_factory=list)
+    reconciled: bool = True
     #: Every report run on this run's data: name → (status, folder).
     reports: dict[str, tuple[str, str]] = field(default_factory=dict)
     reports_index: str = ""
@@ -187,6 +190,26 @@ def _summarise_windows(settings: Settings, result: DemoResult) -> None:
         latest = windows.filter(windows["window_start_ms"] == windows["window_start_ms"].max())
         best = latest.sort("mean_seconds", descending=True).row(0, named=True)
         result.top_genre = f"{best['genre']} ({best['mean_seconds'] / 60:.0f} min on average)"
+
+
+def _reconcile(settings: Settings, result: DemoResult, *, wait_s: float = 30.0) -> None:
+    """Every windowed output of the analytics app against the batch computation.
+
+    The app has caught up; its last windows close once its partitions are idle and reach
+    the Parquet sink at its next checkpoint, so a window still missing is checked again for
+    a little while before it counts as a difference.
+    """
+    from movieflix_lab.lab.reconcile import reconcile_analytics
+    from movieflix_lab.streams.app import group_name
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        check = reconcile_analytics(settings, group=group_name(settings, "analytics"))
+        if check.ok or time.monotonic() > deadline:
+            break
+        time.sleep(3)
+    result.reconciliation = check.lines()
+    result.reconciled = check.ok
 
 
 def _score_fraud(settings: Settings, labels: Path, config: Any) -> dict[str, Any]:
@@ -319,6 +342,7 @@ def run_demo(
             result.reports = _run_reports(settings, labels, config, say)
             result.reports_index = str(settings.reports_dir / "index.html")
             _summarise_windows(settings, result)
+            _reconcile(settings, result)
             if dsn is not None:
                 time.sleep(settings.stream_commit_interval_s + 1)  # the sink writes at checkpoints
                 result.postgres_rows = _postgres_rows(dsn)

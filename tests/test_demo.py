@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 from pathlib import Path
 
 import httpx
@@ -52,6 +53,11 @@ def test_demo_runs_end_to_end_and_cleans_up(fresh: Settings) -> None:
     # The first half hour's windows closed once event time passed 18:35; every genre there.
     windows = next(line for line in out.splitlines() if "closed genre windows" in line)
     assert int(windows.split("│")[2].split()[0]) > 0, windows
+    # Every windowed output reconciled with the batch computation over the same offsets.
+    for output in ("genre watch time, tumbling", "genre watch time, hopping",
+                   "search volume, total", "search volume, per user"):  # fmt: skip
+        found = re.search(rf"{output}: ([\d,]+) windows closed, ([\d,]+) equal to the batch", out)
+        assert found and found[1] == found[2] and int(found[1].replace(",", "")) > 0, output
     lag = next(line for line in out.splitlines() if "analytics lag" in line)
     assert lag.split("│")[2].strip() == "0", lag
     # The PostgreSQL sink ran on a local server of the demo's own (Debian's postgresql).

@@ -89,9 +89,10 @@ class FraudDetector:
             )
         return alerts
 
-    def ip_step(self, memory: Memory, event: dict[str, Any], ts: int, now_ms: int) -> list[Alert]:
-        """One IP's next login attempt: credential stuffing."""
-        return ip_rules_step(memory, str(event["ip"]), event, ts, self.rules, now_ms)
+    def ip_step(self, memory: Memory, event: dict[str, Any], ts: int, now_ms: int,
+                horizon_ms: int | None = None) -> list[Alert]:  # fmt: skip
+        """One IP's next login attempt: credential stuffing (``horizon_ms``: see the rule)."""
+        return ip_rules_step(memory, str(event["ip"]), event, ts, self.rules, now_ms, horizon_ms)
 
     def step(self, event: dict[str, Any]) -> list[Alert]:
         if not self.relevant(event):

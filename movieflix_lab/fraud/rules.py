@@ -318,17 +318,26 @@ def _densest_window(
 
 
 def ip_rules_step(
-    memory: Memory, ip: str, event: dict[str, Any], ts: int, config: RuleConfig, now_ms: int
+    memory: Memory,
+    ip: str,
+    event: dict[str, Any],
+    ts: int,
+    config: RuleConfig,
+    now_ms: int,
+    horizon_ms: int | None = None,
 ) -> list[Alert]:
     """Credential stuffing: one IP's next login attempt (successful or not).
 
     The exact number of distinct accounts tried from ``ip`` in the densest window of
     ``stuffing_window`` that holds this attempt. An IP's attempts come from every partition
     of ``login-events`` through a repartition topic, so they may arrive out of event-time
-    order: each account's latest attempt is kept for two windows behind the newest, and
-    windows are placed around each attempt's own time, not the arrival order. (So the alert
-    is the same whatever the arrival order; its ``window_start`` — and with it the alert id —
-    can differ by the order in which the app happened to read the partitions.)
+    order: each account's latest attempt is kept for two windows behind ``horizon_ms`` (the
+    event-time watermark over the source partitions, in a stream app; by default the newest
+    attempt seen, which is the same for events in time order), and windows are placed
+    around each attempt's own time, not the arrival order. Evicting behind the newest
+    attempt *read* instead would drop accounts a slower partition still has attempts for.
+    (So the alert is the same whatever the arrival order; its ``window_start`` — and with
+    it the alert id — can differ by the order in which the app happened to read the partitions.)
     """
     if event["event_type"] != "login":
         return []
@@ -339,7 +348,8 @@ def ip_rules_step(
         accounts[event["user_id"]] = [ts, event["event_id"]]
     newest = max(memory.get("newest", ts), ts)
     memory["newest"] = newest
-    for user in [u for u, (seen, _) in accounts.items() if seen <= newest - 2 * window]:
+    horizon = newest if horizon_ms is None else horizon_ms
+    for user in [u for u, (seen, _) in accounts.items() if seen <= horizon - 2 * window]:
         del accounts[user]
     if len(accounts) < config.stuffing_accounts:
         return []

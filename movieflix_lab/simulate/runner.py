@@ -133,7 +133,8 @@ def _sleep_until(deadline: float) -> None:
 
 
 def write_ground_truth(simulator: Simulator, folder: Path, result: SimulationResult) -> None:
-    """``labels.parquet``, ``movies.parquet``, ``users.parquet`` and ``manifest.json``."""
+    """``labels.parquet``, ``late_events.parquet`` (the ids of events sent late),
+    ``movies.parquet``, ``users.parquet`` and ``manifest.json``."""
     import polars as pl
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -146,6 +147,10 @@ def write_ground_truth(simulator: Simulator, folder: Path, result: SimulationRes
     }  # fmt: skip
     labels = pl.DataFrame([i.as_row() for i in simulator.incidents], schema=label_schema)
     labels.write_parquet(folder / "labels.parquet")
+    late = sorted(str(event_id) for event_id in simulator.late_event_ids)
+    pl.DataFrame({"event_id": late}, schema={"event_id": pl.String}).write_parquet(
+        folder / "late_events.parquet"
+    )
     pl.DataFrame(simulator.world.movie_rows()).write_parquet(folder / "movies.parquet")
     pl.DataFrame(simulator.world.user_rows()).write_parquet(folder / "users.parquet")
     manifest = {
@@ -153,6 +158,7 @@ def write_ground_truth(simulator: Simulator, folder: Path, result: SimulationRes
         "events": result.events,
         "events_by_type": dict(sorted(result.by_type.items())),
         "incidents": len(simulator.incidents),
+        "late_events": len(late),
         "simulated_minutes": round(result.simulated_minutes, 3),
         "complete": result.events > 0,
     }

@@ -63,6 +63,8 @@ DAY_MS = 24 * HOUR_MS
 FRAUD_SCENARIOS = ("binge_bot", "credential_stuffing", "account_takeover")
 HARD_NEGATIVES = ("human_binger", "shared_ip")
 
+#: Event types a device may send late (windowed by the analytics app; fraud labels stay exact).
+LATE_TYPES = frozenset({"watch", "search"})
 #: Incidents per simulated hour, per scenario.
 DEFAULT_INCIDENT_RATES: Mapping[str, float] = MappingProxyType(
     {
@@ -118,6 +120,10 @@ class SimulationConfig:
     #: Scales every user's sessions per day (denser traffic without more users).
     activity: float = 1.0
     taste_concentration: float = 0.15
+    #: Devices that flush an offline buffer: this share of viewings and searches is sent
+    #: ``late_by`` after it happened (its event time unchanged), labelled in ``late_event_ids``.
+    late_share: float = 0.0
+    late_by: timedelta = timedelta(minutes=20)
 
     def __post_init__(self) -> None:
         if self.minutes is None and self.events is None:
@@ -128,6 +134,10 @@ class SimulationConfig:
             raise ValueError(f"unknown incident scenario(s) {sorted(unknown)}; known: {known}")
         if self.start.tzinfo is None:
             raise ValueError("start must be timezone-aware (UTC)")
+        if not 0 <= self.late_share <= 1:
+            raise ValueError(f"late_share must be between 0 and 1 (got {self.late_share})")
+        if self.late_by <= timedelta(0):
+            raise ValueError(f"late_by must be positive (got {self.late_by})")
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -140,6 +150,8 @@ class SimulationConfig:
             "incident_rates": dict(self.incident_rates),
             "activity": self.activity,
             "taste_concentration": self.taste_concentration,
+            "late_share": self.late_share,
+            "late_by_s": self.late_by.total_seconds(),
         }
 
 
@@ -227,6 +239,8 @@ class Simulator:
             taste_concentration=config.taste_concentration,
         )
         self.incidents: list[Incident] = []
+        #: Events sent ``late_by`` after their event time (an offline buffer flushed).
+        self.late_event_ids: set[uuid.UUID] = set()
         self.start_ms = int(config.start.timestamp() * 1000)
         self.end_ms = (
             self.start_ms + int(config.minutes * MINUTE_MS) if config.minutes is not None else None
@@ -238,10 +252,17 @@ class Simulator:
 
     # --- the merged stream ---------------------------------------------------------
     def events(self) -> Iterator[EventBase]:
-        """The event stream, ordered by event time; ends at ``minutes`` or ``events``."""
+        """The event stream in the order devices send it: by event time, but for the late
+        share (``late_share``), which arrives ``late_by`` after its time; ends at
+        ``minutes`` or ``events``."""
         self.incidents = []
+        self.late_event_ids = set()
         heap: list[tuple[int, int, Any, Iterator[Any], Incident | None]] = []
         counter = itertools.count()
+        late_rng = self._rng("late")
+        late_ms = int(self.config.late_by.total_seconds() * 1000)
+        #: (send time, order, event): late events waiting for their device to come online.
+        buffered: list[tuple[int, int, EventBase]] = []
 
         def push(actor: Iterator[Any], owner: Incident | None = None) -> None:
             item = next(actor, None)
@@ -257,7 +278,12 @@ class Simulator:
         while heap:
             ts, _, item, actor, owner = heapq.heappop(heap)
             if self.end_ms is not None and ts >= self.end_ms:
-                return
+                break
+            while buffered and buffered[0][0] <= ts:
+                yield heapq.heappop(buffered)[2]
+                emitted += 1
+                if limit is not None and emitted >= limit:
+                    return
             if isinstance(item, _Spawn):
                 self.incidents.append(item.incident)
                 push(item.actor, item.incident)
@@ -265,11 +291,25 @@ class Simulator:
                 continue
             if owner is not None:
                 owner.observe(item)
-            yield item
-            emitted += 1
+            if (
+                self.config.late_share
+                and owner is None
+                and item.event_type in LATE_TYPES
+                and late_rng.random() < self.config.late_share
+            ):
+                self.late_event_ids.add(item.event_id)
+                heapq.heappush(buffered, (ts + late_ms, next(counter), item))
+            else:
+                yield item
+                emitted += 1
+                if limit is not None and emitted >= limit:
+                    return
+            push(actor, owner)
+        for _, _, item in sorted(buffered):  # the run ends: the buffers are flushed
             if limit is not None and emitted >= limit:
                 return
-            push(actor, owner)
+            yield item
+            emitted += 1
 
     # --- regular users ---------------------------------------------------------------
     def _user_life(self, user: User) -> Generator[EventBase, None, None]:

@@ -16,13 +16,14 @@ Late events: a record arriving more than ``grace`` after its window's end cannot
 emitted result. It is counted (:class:`~movieflix_lab.streams.app.LateEvents`) and written to
 ``analytics.late-events``, never silently dropped.
 
-Choosing the grace period: records are re-keyed by genre (``group_by``), so records from all
-of ``watch-history``'s partitions meet in one re-keyed partition, in the order they were
-consumed. Live, partitions advance together and the disorder is seconds; the default, 5
-minutes, also covers devices flushing an offline buffer. **Replaying a backlog** is different:
-the consumer fetches each partition's backlog in large chunks, so event time jumps back and
-forth by up to the backlog's span. Run a replay with ``--grace`` at least that span (results
-then come out when the replay's end closes them), or its records are counted late.
+Event time: records are re-keyed by genre (``group_by``), so records from all of
+``watch-history``'s partitions meet in one re-keyed partition in the order they were
+consumed; a catch-up reads each partition's backlog in large chunks. Windows therefore close
+on the re-keyed partition's *watermark* (the minimum over the source partitions of their
+progress, :mod:`movieflix_lab.streams.watermarks`), and a record is late only if it is late
+in its own source partition's order: the default 5-minute grace period holds for a live
+stream, a catch-up, a replay and a restart alike, and the windows equal a batch
+computation over the same records (:mod:`movieflix_lab.lab.reconcile` checks it).
 
 Results (one JSON record per genre and window, key = genre)::
 
@@ -47,6 +48,7 @@ from movieflix_lab.sinks.postgres import watch_row
 from movieflix_lab.streams.app import LateEvents, SinkFactory
 from movieflix_lab.streams.panes import PaneWindows, Shape
 from movieflix_lab.streams.regroup import Replays, regroup
+from movieflix_lab.streams.watermarks import SourceClock
 
 __all__ = ["GenreWatchTimeOptions", "build", "output_topics"]
 
@@ -56,6 +58,9 @@ class GenreWatchTimeOptions:
     window: timedelta = timedelta(minutes=30)
     hop: timedelta = timedelta(minutes=5)
     grace: timedelta = timedelta(minutes=5)
+    #: A source partition with nothing to read and no record for this long (wall clock)
+    #: stops holding the watermark back.
+    idle_timeout_s: float = 5.0
 
 
 def _label(span: timedelta) -> str:
@@ -89,13 +94,11 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
 
 
-def _result(
-    window_ms: int, hop_ms: int
-) -> Callable[[dict[str, Any], Any, int, Any], dict[str, Any]]:
-    def shape(value: dict[str, Any], key: Any, timestamp: int, headers: Any) -> dict[str, Any]:
+def _result(window_ms: int, hop_ms: int) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    def shape(value: dict[str, Any]) -> dict[str, Any]:
         count, total = value["count"], value["sum"]
         return {
-            "genre": key,
+            "genre": value["key"],
             "window_start": _iso(value["start"]),
             "window_end": _iso(value["end"]),
             "window_start_ms": value["start"],
@@ -107,6 +110,10 @@ def _result(
         }
 
     return shape
+
+
+def _genre(result: dict[str, Any]) -> str:
+    return str(result["genre"])
 
 
 def build(
@@ -126,25 +133,31 @@ def build(
     sdf = app.dataframe(source)
     for sink in sink_for("rows") if sink_for else []:  # the viewings themselves
         sdf.apply(watch_row).sink(sink)
-    exactly_once = app.config.exactly_once
-    sdf = regroup(sdf, "genre", name="genre", exactly_once=exactly_once, replays=replays)
-
     window_ms = int(options.window.total_seconds() * 1000)
     hop_ms = int(options.hop.total_seconds() * 1000)
+    grace_ms = int(options.grace.total_seconds() * 1000)
     # Both shapes from shared panes: one state update per record, not one per window.
     windows = PaneWindows(
         (Shape("tumbling", window_ms, window_ms), Shape("hopping", window_ms, hop_ms)),
         field="seconds_watched",
-        grace_ms=int(options.grace.total_seconds() * 1000),
+        grace_ms=grace_ms,
         on_late=late,
     )
+    clock = SourceClock(
+        tick_ms=windows.pane_ms, offset_ms=grace_ms, idle_timeout_s=options.idle_timeout_s
+    )
+    exactly_once = app.config.exactly_once
+    sdf = regroup(sdf, "genre", name="genre", exactly_once=exactly_once, replays=replays,
+                  app=app, clock=clock)  # fmt: skip
     closed = windows.apply_to(sdf)
     outputs = {"tumbling": (tumbling_topic, 0), "hopping": (hopping_topic, hop_ms)}
     results = {}
     for name, (topic, hop) in outputs.items():
         shaped = closed.filter(lambda value, name=name: value["window"] == name)  # type: ignore[misc]
-        shaped = shaped.apply(_result(window_ms, hop), metadata=True)
-        shaped.to_topic(app.topic(topic.name, value_serializer="json"))
+        shaped = shaped.apply(_result(window_ms, hop))
+        shaped.to_topic(
+            app.topic(topic.name, key_serializer="str", value_serializer="json"), key=_genre
+        )
         for sink in sink_for(name) if sink_for else []:
             shaped.sink(sink)
         results[name] = shaped

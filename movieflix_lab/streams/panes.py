@@ -1,30 +1,32 @@
-"""Tumbling and hopping windows of one stream from shared panes: one state update per record.
+"""Tumbling and hopping windows of a re-keyed stream from shared panes, closed by a watermark.
 
 Quix keeps each window of each key in its own state entry, so a record of a 30-minute window
 hopping every 5 minutes updates six windows, and the tumbling 30-minute window a seventh:
 seven state reads and writes, then a scan for expired windows in each store. On a genre
 backlog the two window stores were 60% of the app's time (`benchmarks/stream_catchup.py`).
 
-:class:`PaneWindows` computes the same results from *panes* (the classic "no pane, no gain"
+:class:`PaneWindows` computes the same windows from *panes* (the classic "no pane, no gain"
 sliding-window technique): the stream is counted once, in slices as long as the greatest
 common divisor of the windows' sizes and steps (5 minutes here), and a window's count and
 sum are the sums of its panes, added up once, when it closes. Per record that is one read
-and one write of the record's pane and of a small per-key entry (the key's event time and
-when its next window is due), all as fixed-size bytes in Quix's state (so the store, its
-changelog and recovery are Quix's, exactly as before).
+and one write of the record's pane, as fixed-size bytes in Quix's state (so the store, its
+changelog and recovery are Quix's).
 
-The results are the ones of Quix's windows with per-key closing
-(``.final(closing_strategy="key")``), late records included:
+Windows close on the re-keyed partition's event-time watermark
+(:mod:`movieflix_lab.streams.watermarks`), not on the latest event time one key happened
+to see:
 
-- the key's event time is the largest timestamp seen for it; a window closes, and is emitted
-  once, when that passes its end plus the grace period;
-- a record is late for each of its windows already closed (counted through ``on_late``,
-  with Quix's arguments and ``late_by_ms``) and counts in the others;
+- a record is late for each of its windows that ended at or before its own source
+  partition's progress minus the grace period (counted through ``on_late``, with Quix's
+  arguments; ``late_by_ms`` from that progress); it counts in the others;
+- a window is emitted once, when the watermark (the minimum progress over the source
+  partitions) passes its end plus the grace period — every key's at once, so the results
+  are the batch computation over the records that were not late in their own partition;
 - a pane is dropped when every window over it has been emitted.
 
-Results: ``{"window": <name>, "start": ms, "end": ms, "count": n, "sum": x}`` (and
-``"tally"`` with one), windows in order of start, shape by shape as given when several close
-at once.
+Results: ``{"window": <name>, "key": key, "start": ms, "end": ms, "count": n, "sum": x}``
+(and ``"tally"`` with one), key by key in the order keys first appeared, windows in order
+of start, shape by shape as given.
 """
 
 from __future__ import annotations
@@ -41,18 +43,21 @@ from quixstreams.context import MessageContextNotSetError
 from quixstreams.dataframe import StreamingDataFrame
 from quixstreams.state import State
 
+from movieflix_lab.streams.watermarks import NEVER, Advance, WatermarkClock, partition_state
+
 __all__ = ["PaneWindows", "Shape"]
 
-#: Per key: its event time and the end of its next window due (``NOTHING_DUE``: none).
-META = "panes:meta"
 #: Per key: the starts of the panes it holds, in order (read only when one opens or closes).
 INDEX = "panes:index"
+#: Partition-wide: the keys holding panes, in the order they first did.
+KEYS = "panes:keys"
 PANE = "panes:"
+#: Per key and window (``panes:adjust:<shape>:<start>``): records its panes hold that are
+#: late for it (late in their partition for this window, on time for another).
+ADJUST = "panes:adjust:"
 #: Per pane, with ``tally``: its items (``panes:<start>:items``), and each one's count
 #: (``panes:<start>:item:<item>``; the two suffixes cannot meet, whatever the item).
 ITEMS, ITEM = ":items", ":item:"
-NOTHING_DUE = 2**62
-_META = struct.Struct(">qq")
 _PANE = struct.Struct(">qd")
 _COUNT = struct.Struct(">q")
 
@@ -105,7 +110,8 @@ class PaneWindows:
     ``shapes`` share the panes; ``field``'s values are summed (``sum``); with ``tally``, each
     record's ``tally(value)`` is counted too (``tally``: item → count, in the results; in
     state one 8-byte count per pane and item, and a pane's list of items, written when an
-    item first appears in it); ``grace_ms`` as Quix's.
+    item first appears in it); ``grace_ms`` as Quix's. The records must come through
+    :func:`movieflix_lab.streams.regroup.regroup` (stamped, with watermark markers).
     """
 
     def __init__(
@@ -127,6 +133,9 @@ class PaneWindows:
         self.grace_ms = grace_ms
         self.on_late = on_late
         self.pane_ms = math.gcd(*(n for s in shapes for n in (s.duration_ms, s.step_ms)))
+        self.clock = WatermarkClock(grace_ms=grace_ms, pane_ms=self.pane_ms)
+        #: Late (record, window) pairs by reason: ``late`` (own partition), ``idle``.
+        self.late_reasons: Counter[str] = Counter()
 
     def apply_to(self, sdf: StreamingDataFrame) -> StreamingDataFrame:
         """The closed windows of ``sdf``'s keys, one record each, timestamped with the
@@ -137,41 +146,61 @@ class PaneWindows:
     def __call__(
         self, value: Any, key: Any, timestamp: int, headers: Any, state: State
     ) -> list[dict[str, Any]]:
-        meta = state.get_bytes(META)
-        before, due = _META.unpack(meta) if meta is not None else (0, NOTHING_DUE)
-        latest = max(timestamp, before)
-        closed_end = latest - self.grace_ms  # windows ending at or before it are closed
-        next_end = NOTHING_DUE  # the earliest end of this record's windows still open
+        shared = partition_state(state)
+        closed = self.clock.closed(shared)
+        seen = self.clock.observe(value, timestamp, headers, shared)
+        if not seen.marker:
+            self._add(value, key, timestamp, state, closed, seen.late_until, seen.reason)
+        if seen.advance is None:
+            return []
+        return self._close_all(state, shared, seen.advance)
+
+    def _add(self, value: Any, key: Any, timestamp: int, state: State, closed: int,
+             late_until: int, reason: str) -> None:  # fmt: skip
+        """Count the record in its pane, unless it is late for every window; a record late
+        for some of its windows (own partition's order) only is taken out of those."""
+        shared = partition_state(state)
+        counts = False
+        open_but_late: list[tuple[str, int]] = []
         for shape in self.shapes:
             for start in shape.starts(timestamp):
                 end = start + shape.duration_ms
-                if end > closed_end:
-                    next_end = min(next_end, end)
-                elif self.on_late is not None:
-                    self.on_late(value, key, timestamp, closed_end - timestamp, start, end,
+                if end > late_until:
+                    counts = True
+                    continue
+                self.late_reasons[reason] += 1
+                if self.on_late is not None:
+                    self.on_late(value, key, timestamp, late_until - timestamp, start, end,
                                  shape.name, *_origin())  # fmt: skip
-        was_due = due
-        if next_end != NOTHING_DUE:  # the record counts in at least one window
-            pane_start = timestamp - timestamp % self.pane_ms
-            pane = PANE + str(pane_start)
-            raw = state.get_bytes(pane)
-            if raw is None:
-                count, total = 0, 0.0
-                index: list[int] = state.get(INDEX) or []
-                state.set(INDEX, sorted([*index, pane_start]))
-                due = min(due, next_end)
-            else:
-                count, total = _PANE.unpack(raw)
-            amount = value[self.field] if self.field is not None else 0.0
-            state.set_bytes(pane, _PANE.pack(count + 1, total + amount))
-            if self.tally is not None:
-                self._count(state, pane, self.tally(value))
-        results: list[dict[str, Any]] = []
-        if due <= closed_end:
-            results, due = self._close(state, before, latest)
-        if meta is None or latest != before or due != was_due:
-            state.set_bytes(META, _META.pack(latest, due))
-        return results
+                if end > closed:  # not emitted yet: its panes will hold this record
+                    open_but_late.append((shape.name, start))
+        if not counts:  # late for every window: opens no pane
+            return
+        amount = value[self.field] if self.field is not None else 0.0
+        item = self.tally(value) if self.tally is not None else None
+        for name, start in open_but_late:  # late for some windows only: taken out of them
+            entry = f"{ADJUST}{name}:{start}"
+            adjust = state.get(entry) or {"count": 0, "sum": 0.0, "tally": {}}
+            adjust["count"] += 1
+            adjust["sum"] += amount
+            if item is not None:
+                adjust["tally"][item] = adjust["tally"].get(item, 0) + 1
+            state.set(entry, adjust)
+        pane_start = timestamp - timestamp % self.pane_ms
+        pane = PANE + str(pane_start)
+        raw = state.get_bytes(pane)
+        if raw is None:
+            count, total = 0, 0.0
+            index: list[int] = state.get(INDEX) or []
+            if not index:
+                keys: list[Any] = shared.get(KEYS) or []
+                shared.set(KEYS, [*keys, key])
+            state.set(INDEX, sorted([*index, pane_start]))
+        else:
+            count, total = _PANE.unpack(raw)
+        state.set_bytes(pane, _PANE.pack(count + 1, total + amount))
+        if item is not None:
+            self._count(state, pane, item)
 
     @staticmethod
     def _count(state: State, pane: str, item: str) -> None:
@@ -190,33 +219,56 @@ class PaneWindows:
             item: _COUNT.unpack(state.get_bytes(where + ITEM + item) or b"")[0] for item in items
         }
 
-    def _close(self, state: State, before: int, latest: int) -> tuple[list[dict[str, Any]], int]:
-        """Emit the windows the key's event time moving from ``before`` to ``latest`` closed;
-        drop the panes no open window needs; return the results and the next window due."""
+    def _close_all(self, state: State, shared: State, advance: Advance) -> list[dict[str, Any]]:
+        """Every key's windows ending in (before, after]: the watermark passed them."""
+        keys: list[Any] = shared.get(KEYS) or []
+        results: list[dict[str, Any]] = []
+        kept = []
+        transaction = state._transaction  # type: ignore[attr-defined]
+        for key in keys:
+            holds = self._close(transaction.as_state(prefix=key), key, advance, results)
+            if holds:
+                kept.append(key)
+        if kept != keys:
+            shared.set(KEYS, kept)
+        return results
+
+    def _close(self, state: State, key: Any, advance: Advance,
+               results: list[dict[str, Any]]) -> bool:  # fmt: skip
+        """Emit ``key``'s windows the watermark closed; drop the panes no open window needs;
+        True while the key still holds panes."""
         index: list[int] = state.get(INDEX) or []
         panes = {p: _PANE.unpack(state.get_bytes(PANE + str(p)) or b"") for p in index}
         tallies = {p: self._tally(state, p) for p in index} if self.tally is not None else {}
-        was_closed, closed = before - self.grace_ms, latest - self.grace_ms
-        results = []
-        due = NOTHING_DUE
+        was_closed, closed = advance.before, advance.after
         for shape in self.shapes:
             size = shape.duration_ms
             for start in sorted({s for p in index for s in shape.starts(p)}):
-                if start + size > closed:  # this one and the later ones are open
-                    due = min(due, start + size)
+                end = start + size
+                if end > closed:  # this one and the later ones are open
                     break
-                if start + size <= was_closed:  # emitted before
+                if was_closed > NEVER and end <= was_closed:  # emitted before
                     continue
-                inside = [p for p in index if start <= p < start + size]
-                result = {"window": shape.name, "start": start, "end": start + size,
+                inside = [p for p in index if start <= p < end]
+                entry = f"{ADJUST}{shape.name}:{start}"
+                adjust = state.get(entry)
+                if adjust is not None:
+                    state.delete(entry)
+                result = {"window": shape.name, "key": key, "start": start, "end": end,
                           "count": sum(panes[p][0] for p in inside),
                           "sum": sum(panes[p][1] for p in inside)}  # fmt: skip
+                if adjust is not None:
+                    result["count"] -= adjust["count"]
+                    result["sum"] -= adjust["sum"]
                 if self.tally is not None:
                     merged: Counter[str] = Counter()
                     for p in inside:
                         merged.update(tallies[p])
-                    result["tally"] = dict(merged)
-                results.append(result)
+                    if adjust is not None:
+                        merged.subtract(adjust["tally"])
+                    result["tally"] = {item: n for item, n in merged.items() if n > 0}
+                if result["count"] > 0:
+                    results.append(result)
         # A pane is needed while a window over it is open; the last one starts at the pane's
         # own step boundary.
         kept = []
@@ -231,5 +283,8 @@ class PaneWindows:
                         state.delete(where + ITEM + item)
                     state.delete(where + ITEMS)
         if kept != index:
-            state.set(INDEX, kept)
-        return results, due
+            if kept:
+                state.set(INDEX, kept)
+            else:
+                state.delete(INDEX)
+        return bool(kept)

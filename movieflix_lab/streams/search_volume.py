@@ -12,10 +12,12 @@ Per-user windows close partition-wide (a user who never searches again must stil
 window emitted), and Quix 3.28's partition-wide closing has a gap: a record older than the
 last closed window is compared with that window's end minus the grace *again*, so one
 between one and two grace periods late would land in a window already emitted, neither
-emitted nor counted late. :class:`PartitionLateGuard` closes the gap: it tracks each
-partition's event time and counts such records late before they reach the window. (Its
-clock restarts with the process, so right after a restart it is lenient until the
-partition's time comes back.) The total and the genre windows close per key: no gap.
+emitted nor counted late. :class:`PartitionLateGuard` closes the gap: it judges each record
+by its partition's event-time progress before it (kept in the partition's state by the
+:class:`~movieflix_lab.streams.watermarks.SourceClock`, so a restart or a new owner of the
+partition judges exactly as before) and counts such records late before they reach the
+window. The total windows are re-keyed into one group and close on the watermark over the
+source partitions (:mod:`movieflix_lab.streams.watermarks`), as the genre windows do.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from movieflix_lab.streams.app import LateEvents, SinkFactory
 from movieflix_lab.streams.genre_watch_time import _iso, _label
 from movieflix_lab.streams.panes import PaneWindows, Shape
 from movieflix_lab.streams.regroup import Replays, regroup
+from movieflix_lab.streams.watermarks import SourceClock
 
 __all__ = ["PartitionLateGuard", "SearchVolumeOptions", "build", "output_topics"]
 
@@ -43,6 +46,8 @@ TOP_QUERIES = 10
 class SearchVolumeOptions:
     window: timedelta = timedelta(minutes=30)
     grace: timedelta = timedelta(minutes=5)
+    #: As the genre app's: an idle source partition stops holding the watermark back.
+    idle_timeout_s: float = 5.0
 
 
 def output_topics(options: SearchVolumeOptions) -> tuple[TopicSpec, TopicSpec]:
@@ -77,15 +82,14 @@ class PartitionLateGuard:
     window ending at or before ``t - grace`` (rounded down to the window size).
     """
 
-    def __init__(self, window_ms: int, grace_ms: int, late: LateEvents | None, store: str):
+    def __init__(self, window_ms: int, grace_ms: int, late: LateEvents | None, store: str,
+                 clock: SourceClock) -> None:  # fmt: skip
         self.window_ms, self.grace_ms, self.late, self.store = window_ms, grace_ms, late, store
-        self._latest: dict[tuple[str, int], int] = {}
+        self.clock = clock
 
     def __call__(self, value: Any, key: Any, timestamp: int, headers: Any) -> bool:
         context = message_context()
-        where = (context.topic, context.partition)
-        latest = max(self._latest.get(where, 0), timestamp)
-        self._latest[where] = latest
+        latest = max(self.clock.before, timestamp)
         closed_until = (latest - self.grace_ms) // self.window_ms * self.window_ms
         start = timestamp // self.window_ms * self.window_ms
         if start + self.window_ms > closed_until:
@@ -115,8 +119,13 @@ def build(
     sdf = app.dataframe(source)
 
     grace_ms = int(options.grace.total_seconds() * 1000)
+    # Every search's partition progress, before the branches: the per-user guard reads it,
+    # and the total's re-key carries it on (stamps and markers).
+    clock = SourceClock(tick_ms=window_ms, offset_ms=grace_ms,
+                        idle_timeout_s=options.idle_timeout_s)  # fmt: skip
+    sdf = sdf.apply(clock, stateful=True, metadata=True).set_headers(clock.headers)
     guard = PartitionLateGuard(
-        window_ms, grace_ms, late, f"per-user_tumbling_window_{window_ms}_count"
+        window_ms, grace_ms, late, f"per-user_tumbling_window_{window_ms}_count", clock
     )
     per_user = (
         sdf.filter(guard, metadata=True)
@@ -147,9 +156,8 @@ def build(
         grace_ms=grace_ms,
         on_late=late,
     )
-    everyone = regroup(
-        sdf, lambda value: "all", name="all", exactly_once=exactly_once, replays=replays
-    )
+    everyone = regroup(sdf, lambda value: "all", name="all", exactly_once=exactly_once,
+                       replays=replays, app=app, clock=clock, stamped=True)  # fmt: skip
     total = windows.apply_to(everyone).apply(
         lambda value: {
             "window_start": _iso(value["start"]),

@@ -20,12 +20,11 @@ from movieflix_lab.streams.runner import AnalyticsOptions
 from movieflix_lab.streams.search_volume import SearchVolumeOptions
 from tests.fixtures import running_broker
 
-#: A replay of a backlog needs a grace period spanning it (see genre_watch_time's
-#: docstring); the tests' simulations span at most 8 hours.
-REPLAY_GRACE = timedelta(hours=12)
-REPLAY = AnalyticsOptions(
-    genre=GenreWatchTimeOptions(grace=REPLAY_GRACE),
-    search=SearchVolumeOptions(grace=REPLAY_GRACE),
+#: The apps' default grace period: windows close on the event-time watermark over the
+#: source partitions, so a backlog needs no grace spanning it (streams/watermarks.py).
+GRACE = GenreWatchTimeOptions().grace
+ANALYTICS = AnalyticsOptions(
+    genre=GenreWatchTimeOptions(grace=GRACE), search=SearchVolumeOptions(grace=GRACE)
 )
 
 
@@ -37,31 +36,27 @@ def clean_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
 
 
 def heartbeats(settings: Settings, after_ms: int) -> None:
-    """One record per genre (and per search partition) past every window of the run + grace.
+    """One record per partition of ``watch-history`` and ``search-events``, past every window
+    of the run + grace.
 
-    Quix closes a window when event time on its partition passes its end plus the grace
-    period (quix-streams#790); these records' own windows stay open and are never emitted.
-    Send them only once the app has caught up: with partition-wide closing, a heartbeat
-    re-keyed into a partition closes every genre's windows there, so a record still to come
-    from another input partition would be late. The broker refuses records over an hour
-    ahead of its clock, so the run must lie far enough in the past (simulations start a
-    day back by default).
+    Quix closes a window only when a record moves event time (quix-streams#790): these move
+    every source partition's progress past the run, so the watermark closes every window of
+    it; their own windows stay open and are never emitted. The broker refuses records over
+    an hour ahead of its clock, so the run must lie far enough in the past.
     """
-    at = datetime.fromtimestamp(after_ms / 1000, UTC) + REPLAY_GRACE + timedelta(minutes=31)
+    at = datetime.fromtimestamp(after_ms / 1000, UTC) + GRACE + timedelta(minutes=31)
     assert at < datetime.now(UTC) + timedelta(minutes=50), "the run is too recent to close"
+    users, n = {}, 0
+    while len(users) < 6:
+        users.setdefault(partition_for_user(f"heartbeat-{n}", 6), f"heartbeat-{n}")
+        n += 1
     with EventWriter(settings) as writer:
-        for genre in GENRES:
+        for i, user in enumerate(users.values()):
             writer.send(WatchRecord(
-                event_id=uuid.uuid4(), user_id=f"heartbeat-{genre}", timestamp=at, started_at=at,
-                movie_id="heartbeat", genre=genre, session_id="heartbeat", device_id="heartbeat",
-                seconds_watched=0, movie_duration_s=1, completion_ratio=0,
+                event_id=uuid.uuid4(), user_id=user, timestamp=at, started_at=at,
+                movie_id="heartbeat", genre=GENRES[i % len(GENRES)], session_id="heartbeat",
+                device_id="heartbeat", seconds_watched=0, movie_duration_s=1, completion_ratio=0,
             ))  # fmt: skip
-        # Per-user search windows close per partition of search-events: one heartbeat each.
-        users, n = {}, 0
-        while len(users) < 6:
-            users.setdefault(partition_for_user(f"heartbeat-{n}", 6), f"heartbeat-{n}")
-            n += 1
-        for user in users.values():
             writer.send(SearchEvent(event_id=uuid.uuid4(), user_id=user, timestamp=at,
                                     query="heartbeat", result_count=0, device_id="hb"))  # fmt: skip
 

@@ -29,8 +29,8 @@ from movieflix_lab.streams.search_volume import normalise_query
 from tests.fixtures import cli_env, run_cli, with_settings
 from tests.postgres import postgres
 from tests.test_streams.fixtures import (
-    REPLAY,
-    REPLAY_GRACE,
+    ANALYTICS,
+    GRACE,
     batch_windows,
     clean_kafka,
     heartbeats,
@@ -67,12 +67,12 @@ def processed(clean_kafka: Settings, postgres: str):  # type: ignore[no-untyped-
         for raw in POISON:
             out.produce(topic, key=b"u-poison", value=raw)
     assert out.flush(30) == 0
-    first = run_app(settings, "analytics", timeout=5, options=REPLAY)  # catch up on the run
+    first = run_app(settings, "analytics", timeout=5, options=ANALYTICS)  # catch up on the run
     # Only then close its windows: a genre's heartbeat consumed before that genre's records
     # from another input partition would make them late.
     assert first.outstanding == 0, first
     heartbeats(settings, max(e.timestamp_ms for e in events))
-    second = run_app(settings, "analytics", timeout=5, options=REPLAY)  # resumes from commits
+    second = run_app(settings, "analytics", timeout=5, options=ANALYTICS)  # resumes from commits
     summary = RunSummary("analytics", first.dead_letters + second.dead_letters,
                          first.late_events + second.late_events)  # fmt: skip
     return settings, events, summary
@@ -194,7 +194,7 @@ def test_a_late_record_is_counted_and_kept(processed) -> None:  # type: ignore[n
     settings, events, _ = processed
     # Older than the run by more than the grace period: its windows closed long ago.
     first = datetime.fromtimestamp(min(e.timestamp_ms for e in events) / 1000, UTC)
-    old = first - REPLAY_GRACE - timedelta(hours=1)
+    old = first - GRACE - timedelta(hours=1)
     late = WatchRecord(
         event_id=uuid.uuid4(), user_id="u-late", timestamp=old, started_at=old,
         movie_id="m-late", genre="drama", session_id="s-late", device_id="d-late",
@@ -202,7 +202,7 @@ def test_a_late_record_is_counted_and_kept(processed) -> None:  # type: ignore[n
     )  # fmt: skip
     with EventWriter(settings) as writer:
         writer.send(late)
-    summary = run_app(settings, "analytics", timeout=6, options=REPLAY)
+    summary = run_app(settings, "analytics", timeout=6, options=ANALYTICS)
     # The record missed its tumbling window and its hopping windows: each is reported.
     assert summary.late_events, summary
     assert summary.dead_letters == 0

@@ -1,4 +1,9 @@
-"""The per-user search windows' late-record guard (pure logic: no broker)."""
+"""The per-user search windows' late-record guard (pure logic: no broker).
+
+The guard judges a record by its partition's progress before it, which the
+:class:`SourceClock` keeps in the partition's state: a new clock over the same state (a
+restart, or another instance taking the partition over) judges exactly the same.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,8 @@ from quixstreams.context import set_message_context
 from quixstreams.models import MessageContext
 
 from movieflix_lab.streams.search_volume import PartitionLateGuard
+from movieflix_lab.streams.watermarks import SourceClock
+from tests.test_streams.test_panes import DictStore
 
 WINDOW, GRACE = 1_800_000, 300_000
 
@@ -22,9 +29,14 @@ class Recorder:
         return False
 
 
+STORES: dict[int, DictStore] = {}
+
+
 def _feed(guard: PartitionLateGuard, partition: int, timestamp: int, offset: int) -> bool:
     def run() -> bool:
         set_message_context(MessageContext("search-events", partition, offset, 10))
+        state = STORES.setdefault(partition, DictStore()).as_state("u1")
+        guard.clock({"query": "q"}, "u1", timestamp, None, state)  # type: ignore[arg-type]
         return guard({"query": "q"}, "u1", timestamp, None)
 
     return copy_context().run(run)
@@ -32,7 +44,8 @@ def _feed(guard: PartitionLateGuard, partition: int, timestamp: int, offset: int
 
 def test_records_of_closed_windows_are_counted_late_and_dropped() -> None:
     late = Recorder()
-    guard = PartitionLateGuard(WINDOW, GRACE, late, "per-user")  # type: ignore[arg-type]
+    clock = SourceClock(tick_ms=WINDOW, offset_ms=GRACE)
+    guard = PartitionLateGuard(WINDOW, GRACE, late, "per-user", clock)  # type: ignore[arg-type]
     assert _feed(guard, 0, 10 * WINDOW + 1_000, 1)  # partition 0 is at 5:00:01
     # Window [4:30, 5:00) ended 1 s ago: still within the grace period.
     assert _feed(guard, 0, 10 * WINDOW - 1_000, 2)
@@ -43,8 +56,13 @@ def test_records_of_closed_windows_are_counted_late_and_dropped() -> None:
     assert not _feed(guard, 0, 9 * WINDOW + 10, 5)
     # Another partition has its own clock: the same old time is fine there.
     assert _feed(guard, 1, 10 * WINDOW - 1_000, 6)
+    # Restarted: a new clock and guard over the same partition state judge the same.
+    restarted = SourceClock(tick_ms=WINDOW, offset_ms=GRACE)
+    again = PartitionLateGuard(WINDOW, GRACE, late, "per-user", restarted)  # type: ignore[arg-type]
+    assert not _feed(again, 0, 10 * WINDOW - 2_000, 7)
     assert [(c[4], c[5], c[8], c[9]) for c in late.calls] == [
         (9 * WINDOW, 10 * WINDOW, 0, 4),
         (9 * WINDOW, 10 * WINDOW, 0, 5),
+        (9 * WINDOW, 10 * WINDOW, 0, 7),
     ]
     assert all(c[3] > 0 and c[6] == "per-user" for c in late.calls)  # late_by_ms, store

@@ -1,140 +1,207 @@
-"""Pane windows against a window-by-window computation of Quix's per-key closing (no broker).
+"""Pane windows closed by the watermark, against a batch computation (no broker).
 
-The reference below keeps every window of every key on its own, as Quix's windowed store
-does: a record counts in each of its windows the key's event time has not closed yet, is
-late for the others, and a window is emitted once, when the key's event time passes its end
-plus the grace period.
+Records come from several source partitions, interleaved at random (as a re-keyed partition
+receives them), stamped as :class:`~movieflix_lab.streams.watermarks.SourceClock` stamps
+them. The reference is a batch computation over each partition's own sequence: a record is
+late for a window that ended at or before its partition's progress before it minus the
+grace; every window the slowest partition's progress has passed must be emitted, once, with
+the on-time records in it. The same input in another interleaving gives the same windows.
 """
 
 from __future__ import annotations
 
 import json
 import random
-from collections import Counter, defaultdict
+from collections import Counter
 from typing import Any
 
 import pytest
 
-from movieflix_lab.streams.panes import INDEX, META, PaneWindows, Shape
+from movieflix_lab.streams.panes import INDEX, KEYS, PaneWindows, Shape
+from movieflix_lab.streams.watermarks import MARKER_FIELD, NEVER, PARTITION_PREFIX, WM_HEADER
 
 MINUTE = 60_000
+PARTITIONS = 4
+
+
+class DictStore:
+    """Quix's partition transaction over one dict: ``as_state(prefix)`` as Quix's."""
+
+    def __init__(self) -> None:
+        self.data: dict[tuple[Any, str], bytes] = {}
+
+    def as_state(self, prefix: Any) -> DictState:
+        return DictState(self, prefix)
 
 
 class DictState:
-    """Quix's ``State`` API over a dict (values serialised, as Quix's store does)."""
+    """Quix's ``State`` API (values serialised, as Quix's store does)."""
 
-    def __init__(self) -> None:
-        self.data: dict[str, bytes] = {}
+    def __init__(self, store: DictStore, prefix: Any) -> None:
+        self._transaction, self.prefix = store, prefix
 
     def get(self, key: str, default: Any = None) -> Any:
-        raw = self.data.get(key)
+        raw = self._transaction.data.get((self.prefix, key))
         return default if raw is None else json.loads(raw)
 
     def set(self, key: str, value: Any) -> None:
-        self.data[key] = json.dumps(value).encode()
+        self._transaction.data[(self.prefix, key)] = json.dumps(value).encode()
 
     def get_bytes(self, key: str, default: bytes | None = None) -> bytes | None:
-        return self.data.get(key, default)
+        return self._transaction.data.get((self.prefix, key), default)
 
     def set_bytes(self, key: str, value: bytes) -> None:
-        self.data[key] = value
+        self._transaction.data[(self.prefix, key)] = value
 
     def delete(self, key: str) -> None:
-        self.data.pop(key, None)
+        self._transaction.data.pop((self.prefix, key), None)
 
 
-class Reference:
-    """Every window of every key kept on its own (what Quix's windowed store does)."""
-
-    def __init__(self, shapes: tuple[Shape, ...], grace_ms: int, tally: bool = False) -> None:
-        self.shapes, self.grace_ms, self.tally = shapes, grace_ms, tally
-        self.latest: dict[str, int] = defaultdict(int)
-        self.windows: dict[tuple[str, str, int], list[Any]] = {}
-        self.late: list[tuple[str, int, int, str]] = []
-
-    def feed(self, key: str, timestamp: int, amount: float, item: str = "") -> list[dict[str, Any]]:
-        latest = self.latest[key] = max(self.latest[key], timestamp)
-        closed = latest - self.grace_ms
-        for shape in self.shapes:
-            starts = [s for s in range(0, timestamp + 1, shape.step_ms)
-                      if s <= timestamp < s + shape.duration_ms]  # fmt: skip
-            for start in starts:
-                if start + shape.duration_ms <= closed:
-                    self.late.append((key, timestamp, start, shape.name))
-                else:
-                    window = self.windows.setdefault((key, shape.name, start), [0, 0.0, Counter()])
-                    window[0] += 1
-                    window[1] += amount
-                    window[2][item] += 1
-        out = []
-        for shape in self.shapes:
-            for wkey in sorted(k for k in self.windows if k[0] == key and k[1] == shape.name):
-                if wkey[2] + shape.duration_ms <= closed:
-                    count, total, items = self.windows.pop(wkey)
-                    out.append({"window": shape.name, "start": wkey[2],
-                                "end": wkey[2] + shape.duration_ms, "count": count,
-                                "sum": total})  # fmt: skip
-                    if self.tally:
-                        out[-1]["tally"] = dict(items)
-        return out
+Record = tuple[int, str, int, float, str]  # partition, key, timestamp, amount, item
 
 
-def _stream(rng: random.Random, records: int, disorder_ms: int) -> list[tuple[str, int, float]]:
-    clock, out = 0, []
-    for _ in range(records):
-        clock += rng.randint(0, 4) * 10_000  # coarse: many records fall on window edges
-        timestamp = max(0, clock - rng.randint(0, disorder_ms // 10_000) * 10_000)
-        out.append((rng.choice("abc"), timestamp, float(rng.randint(1, 7200))))
+def _partitions(rng: random.Random, records: int, disorder_ms: int) -> list[list[Record]]:
+    """Each source partition's records in its own order: mostly in time, some late."""
+    out: list[list[Record]] = []
+    for partition in range(PARTITIONS):
+        clock, mine = rng.randint(0, 20) * 60_000, []
+        for _ in range(records // PARTITIONS):
+            clock += rng.randint(0, 4) * 10_000  # coarse: many records on window edges
+            timestamp = max(0, clock - rng.randint(0, disorder_ms // 10_000) * 10_000)
+            item = rng.choice(["dune", "", "s", "up", f"rare {rng.randint(0, 10**6)}"])
+            mine.append((partition, rng.choice("abc"), timestamp, float(rng.randint(1, 7200)),
+                         item))  # fmt: skip
+        out.append(mine)
     return out
 
 
+def _interleave(rng: random.Random, partitions: list[list[Record]], chunk: int) -> list[Any]:
+    """One re-keyed partition's input: every partition's records in its order, read in
+    chunks of up to ``chunk`` records at random, each stamped with its progress before."""
+    cursors, progress = [0] * len(partitions), [NEVER] * len(partitions)
+    out = []
+    while any(c < len(p) for c, p in zip(cursors, partitions, strict=True)):
+        partition = rng.choice([i for i, p in enumerate(partitions) if cursors[i] < len(p)])
+        for _ in range(rng.randint(1, chunk)):
+            if cursors[partition] == len(partitions[partition]):
+                break
+            record = partitions[partition][cursors[partition]]
+            cursors[partition] += 1
+            stamp = f"t/{partition}/{progress[partition]}/{len(partitions)}".encode()
+            progress[partition] = max(progress[partition], record[2])
+            out.append((record, [(WM_HEADER, stamp)]))
+    return out
+
+
+def _marker(partition: int, progress: int, *, idle: bool = True) -> dict[str, Any]:
+    return {MARKER_FIELD: {"source": f"t/{partition}", "progress": progress,
+                           "partitions": PARTITIONS, "idle": idle}}  # fmt: skip
+
+
+def _run(windows: PaneWindows, stream: list[Any], store: DictStore) -> list[dict[str, Any]]:
+    out = []
+    for (_, key, timestamp, amount, item), headers in stream:
+        value = {"x": amount, "q": item}
+        out += windows(value, key, timestamp, headers, store.as_state(key))  # type: ignore[arg-type]
+    return out
+
+
+def _reference(partitions: list[list[Record]], shapes: tuple[Shape, ...], grace_ms: int,
+               tally: bool = False) -> tuple[dict[Any, Any], list[Any], int]:  # fmt: skip
+    """Per (key, shape, start): [count, sum, items] of the on-time records; the late
+    (key, timestamp, start, shape) pairs; the end up to which windows must be closed."""
+    windows: dict[Any, Any] = {}
+    late = []
+    for mine in partitions:
+        progress = NEVER
+        for _, key, timestamp, amount, item in mine:
+            for shape in shapes:
+                for start in shape.starts(timestamp):
+                    if start + shape.duration_ms <= progress - grace_ms:
+                        late.append((key, timestamp, start, shape.name))
+                        continue
+                    window = windows.setdefault((key, shape.name, start), [0, 0.0, Counter()])
+                    window[0] += 1
+                    window[1] += amount
+                    window[2][item] += 1
+            progress = max(progress, timestamp)
+    until = min(max(r[2] for r in mine) for mine in partitions) - grace_ms
+    return windows, late, until
+
+
 @pytest.mark.parametrize(
-    ("sizes", "grace_min", "disorder_min", "seed"),
+    ("sizes", "grace_min", "disorder_min", "chunk", "seed"),
     [
-        (((30, 30), (30, 5)), 5, 12, 1),  # the genre app's shapes
-        (((30, 30), (30, 5)), 0, 3, 2),  # no grace at all
-        (((30, 30), (30, 20)), 7, 40, 3),  # a hop that does not divide the size: 10-min panes
-        (((60, 60), (15, 15), (45, 10)), 2, 25, 4),  # three shapes, 5-min panes
+        (((30, 30), (30, 5)), 5, 12, 400, 1),  # the genre app's shapes, a catch-up's chunks
+        (((30, 30), (30, 5)), 0, 3, 1, 2),  # no grace at all, record by record
+        (((30, 30), (30, 20)), 7, 40, 50, 3),  # a hop that does not divide the size
+        (((60, 60), (15, 15), (45, 10)), 2, 25, 900, 4),  # three shapes, 5-min panes
     ],
 )
-def test_same_results_and_late_records_as_every_window_kept_on_its_own(
-    sizes: tuple[tuple[int, int], ...], grace_min: int, disorder_min: int, seed: int
+def test_windows_equal_the_batch_whatever_the_interleaving(
+    sizes: tuple[tuple[int, int], ...], grace_min: int, disorder_min: int, chunk: int, seed: int
 ) -> None:
     shapes = tuple(Shape(f"w{i}", d * MINUTE, s * MINUTE) for i, (d, s) in enumerate(sizes))
-    late: list[tuple[Any, ...]] = []
-    windows = PaneWindows(shapes, field="x", grace_ms=grace_min * MINUTE,
-                          on_late=lambda *args: late.append(args))  # fmt: skip
-    reference = Reference(shapes, grace_min * MINUTE)
-    states: dict[str, DictState] = defaultdict(DictState)
-    events = _stream(random.Random(seed), 3_000, disorder_min * MINUTE)
-    emitted = 0
-    for key, timestamp, amount in events:
-        got = windows({"x": amount}, key, timestamp, None, states[key])  # type: ignore[arg-type]
-        want = reference.feed(key, timestamp, amount)
-        assert got == want, (key, timestamp)  # whole seconds: float sums are exact
-        emitted += len(got)
-    assert emitted > 200 and reference.late, "the stream must close windows and be late"
-    assert [(a[1], a[2], a[4], a[6]) for a in late] == reference.late
-    assert all(a[3] > 0 for a in late)  # late_by_ms
+    rng = random.Random(seed)
+    partitions = _partitions(rng, 3_000, disorder_min * MINUTE)
+    want, want_late, until = _reference(partitions, shapes, grace_min * MINUTE)
+    results = []
+    for order in range(2):  # two interleavings of the same input
+        late: list[tuple[Any, ...]] = []
+        windows = PaneWindows(shapes, field="x", grace_ms=grace_min * MINUTE,
+                              on_late=lambda *args, late=late: late.append(args))  # fmt: skip
+        store = DictStore()
+        got = _run(windows, _interleave(random.Random(seed * 10 + order), partitions, chunk),
+                   store)  # fmt: skip
+        emitted = [(r["key"], r["window"], r["start"]) for r in got]
+        assert len(emitted) == len(set(emitted)), "a window emitted twice"
+        for result in got:
+            count, total, _ = want[(result["key"], result["window"], result["start"])]
+            assert (result["count"], result["sum"]) == (count, total), result
+        pane = windows.pane_ms
+        must = {k for k in want if k[2] + dict((s.name, s.duration_ms) for s in shapes)[k[1]]
+                <= until - until % pane}  # fmt: skip
+        assert must <= set(emitted) and len(must) > 30
+        assert sorted((a[1], a[2], a[4], a[6]) for a in late) == sorted(want_late)
+        assert want_late and all(a[3] > 0 for a in late)  # late_by_ms
+        results.append(sorted((r["key"], r["window"], r["start"], r["count"]) for r in got))
+    # Each partition announced idle past the end: every window closes, nothing is left.
+    end = max(r[2] for mine in partitions for r in mine) + 10 * max(d for d, _ in sizes) * MINUTE
+    rest = []
+    for partition in range(PARTITIONS):
+        rest += windows(
+            _marker(partition, end), "~watermark", end, None, store.as_state("~watermark")
+        )  # type: ignore[arg-type]
+    closed = {(r["key"], r["window"], r["start"]) for r in got + rest}
+    assert closed == set(want)
+    assert not any(key[1] in (INDEX,) or (key[1].startswith("panes:") and key[1] != KEYS)
+                   for key in store.data), "panes left behind"  # fmt: skip
+    assert len(results[0]) > 0
 
-    # A far-future record closes all the rest: emitted once, and no pane is left but its own.
-    end = max(t for _, t, _ in events) + 10 * max(d for d, _ in sizes) * MINUTE
-    for key, state in states.items():
-        got = windows({"x": 0.0}, key, end, None, state)  # type: ignore[arg-type]
-        assert got == reference.feed(key, end, 0.0)
-        assert set(state.data) == {META, INDEX, f"panes:{end - end % windows.pane_ms}"}
-        assert state.get(INDEX) == [end - end % windows.pane_ms]
-    size = {shape.name: shape.duration_ms for shape in shapes}
-    assert all(start + size[name] > end for _, name, start in reference.windows)
+
+def test_a_partition_never_heard_of_holds_every_window_back() -> None:
+    windows = PaneWindows((Shape("t", 30 * MINUTE, 30 * MINUTE),), field="x", grace_ms=0)
+    store = DictStore()
+    out = []
+    for partition in range(PARTITIONS - 1):
+        for ts in (0, 100 * MINUTE):
+            stamp = f"t/{partition}/{0 if ts else NEVER}/{PARTITIONS}".encode()
+            out += windows({"x": 1.0}, "k", ts, [(WM_HEADER, stamp)], store.as_state("k"))  # type: ignore[arg-type]
+    assert out == []
+    # The last partition, idle with nothing read: the others' progress closes the windows.
+    out += windows(
+        _marker(PARTITIONS - 1, NEVER), "~watermark", 0, None, store.as_state("~watermark")
+    )  # type: ignore[arg-type]
+    assert [(r["start"], r["count"]) for r in out] == [(0, PARTITIONS - 1)]
+    assert store.as_state(PARTITION_PREFIX).get(KEYS) == ["k"]
 
 
 def test_a_record_late_for_every_window_opens_no_pane() -> None:
     windows = PaneWindows((Shape("t", 30 * MINUTE, 30 * MINUTE),), field="x", grace_ms=0)
-    state = DictState()
-    windows({"x": 1.0}, "k", 100 * MINUTE, None, state)  # type: ignore[arg-type]
-    before = dict(state.data)
-    assert windows({"x": 1.0}, "k", 10 * MINUTE, None, state) == []  # type: ignore[arg-type]
-    assert state.data == before
+    store = DictStore()
+    stamp = f"t/0/{100 * MINUTE}/1".encode()
+    assert windows({"x": 1.0}, "k", 10 * MINUTE, [(WM_HEADER, stamp)], store.as_state("k")) == []  # type: ignore[arg-type]
+    assert not any(key[1].startswith("panes:") for key in store.data)
 
 
 def test_bad_shapes_and_grace_are_refused_by_name() -> None:
@@ -151,18 +218,20 @@ def test_bad_shapes_and_grace_are_refused_by_name() -> None:
 def test_a_tally_counts_each_item_per_window_and_leaves_nothing_behind() -> None:
     shapes = (Shape("total", 30 * MINUTE, 30 * MINUTE), Shape("hop", 30 * MINUTE, 10 * MINUTE))
     windows = PaneWindows(shapes, tally=lambda value: value["q"], grace_ms=5 * MINUTE)
-    reference = Reference(shapes, 5 * MINUTE, tally=True)
-    rng, state = random.Random(7), DictState()
-    events = _stream(rng, 3_000, 8 * MINUTE)
-    emitted = 0
-    for _, timestamp, _ in events:
-        # "" and "s" included: an item's key must not meet the pane's list of items.
-        query = rng.choice(["dune", "", "s", "up", "alien", f"rare {rng.randint(0, 10**6)}"])
-        got = windows({"q": query}, "all", timestamp, None, state)  # type: ignore[arg-type]
-        assert got == reference.feed("all", timestamp, 0.0, query), timestamp
-        emitted += len(got)
-    assert emitted > 100 and reference.late
-    end = max(t for _, t, _ in events) + 100 * MINUTE
-    assert windows({"q": "up"}, "all", end, None, state) == reference.feed("all", end, 0.0, "up")  # type: ignore[arg-type]
-    pane = f"panes:{end - end % windows.pane_ms}"
-    assert set(state.data) == {META, INDEX, pane, f"{pane}:items", f"{pane}:item:up"}
+    rng = random.Random(7)
+    partitions = [[(p, "all", ts, x, q) for p, _, ts, x, q in mine]
+                  for mine in _partitions(rng, 3_000, 8 * MINUTE)]  # fmt: skip
+    want, _, _ = _reference(partitions, shapes, 5 * MINUTE, tally=True)
+    store = DictStore()
+    got = _run(windows, _interleave(rng, partitions, 300), store)
+    end = max(r[2] for mine in partitions for r in mine) + 100 * MINUTE
+    for partition in range(PARTITIONS):
+        got += windows(
+            _marker(partition, end), "~watermark", end, None, store.as_state("~watermark")
+        )  # type: ignore[arg-type]
+    assert len(got) == len(want) > 30
+    for result in got:
+        _, _, items = want[("all", result["window"], result["start"])]
+        assert result["tally"] == dict(items)
+    # "" and "s" included: an item's key must not meet the pane's list of items.
+    assert not any(key[1].startswith("panes:") for key in store.data if key[0] == "all")

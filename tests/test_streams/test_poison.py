@@ -25,7 +25,13 @@ from movieflix_lab.simulate import SimulationConfig, Simulator
 from movieflix_lab.sinks.parquet import read_results
 from movieflix_lab.streams.runner import APP_INPUTS, GENRE_KEYS, run_app
 from tests.fixtures import with_settings
-from tests.test_streams.fixtures import REPLAY, batch_windows, clean_kafka, heartbeats, watch_frame
+from tests.test_streams.fixtures import (
+    ANALYTICS,
+    batch_windows,
+    clean_kafka,
+    heartbeats,
+    watch_frame,
+)
 
 __all__ = ["clean_kafka"]
 
@@ -98,10 +104,10 @@ def poisoned(clean_kafka: Settings, tmp_path_factory: pytest.TempPathFactory):  
                             value=_poison(rng, n), on_delivery=delivered)  # fmt: skip
                 out.poll(0)
     assert out.flush(30) == 0
-    runs = {name: run_app(settings, name, timeout=5, options=REPLAY)
+    runs = {name: run_app(settings, name, timeout=5, options=ANALYTICS)
             for name in ("analytics", "fraud", "recs")}  # fmt: skip
     heartbeats(settings, max(e.timestamp_ms for e in events))  # close the last windows
-    runs["analytics-2"] = run_app(settings, "analytics", timeout=5, options=REPLAY)
+    runs["analytics-2"] = run_app(settings, "analytics", timeout=5, options=ANALYTICS)
     return settings, events, poison, runs
 
 
@@ -130,7 +136,9 @@ def test_the_rest_is_computed_as_if_the_poison_was_not_there(poisoned) -> None: 
     settings, events, _, _ = poisoned
     # Analytics: genre windows equal the batch computation over the clean events.
     got = read_results(settings.processed_dir / "genre_watch_time" / "tumbling", GENRE_KEYS)
-    expected = batch_windows(watch_frame(events), ["genre"], REPLAY.genre.window, None, "seconds")
+    expected = batch_windows(
+        watch_frame(events), ["genre"], ANALYTICS.genre.window, None, "seconds"
+    )
     joined = got.join(expected, on=["genre", "window_start_ms"], how="full", coalesce=True)
     assert got.height == expected.height > 50
     assert (joined["count"] == joined["count_right"]).all()

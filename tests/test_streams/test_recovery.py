@@ -37,7 +37,7 @@ from movieflix_lab.streams.runner import GENRE_KEYS, outstanding
 from tests.fixtures import cli_env, run_cli, running_broker, with_settings
 from tests.postgres import fresh_database, postgres
 from tests.test_streams.fixtures import (
-    REPLAY_GRACE,
+    GRACE,
     batch_windows,
     heartbeats,
     watch_frame,
@@ -50,7 +50,7 @@ CONFIG = SimulationConfig(seed=13, users=3000, movies=500, minutes=None, events=
 #: Splitting partitions needs no crash-sized backlog, only enough for both to own some.
 TWINS = SimulationConfig(seed=13, users=3000, movies=500, minutes=None, events=40_000,
                          activity=30)  # fmt: skip
-GRACE = str(int(REPLAY_GRACE.total_seconds()))
+GRACE = str(int(GRACE.total_seconds()))
 EOS = ("--guarantee", "exactly-once")
 RULES = ("binge_bot", "credential_stuffing", "impossible_travel", "new_login_activity",
          "failed_login_burst")  # fmt: skip
