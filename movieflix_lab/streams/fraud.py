@@ -48,7 +48,7 @@ from movieflix_lab.kafka.catalog import (
 )
 from movieflix_lab.kafka.serde import EventDeserializer
 from movieflix_lab.streams.regroup import Replays, regroup
-from movieflix_lab.streams.watermarks import WatermarkClock
+from movieflix_lab.streams.watermarks import NEVER, SourceClock, WatermarkClock, partition_state
 
 __all__ = ["FRAUD_INPUTS", "FraudApp", "FraudOptions", "UserKey", "build", "options_from"]
 
@@ -139,8 +139,13 @@ class FraudApp:
     def on_ip_login(
         self, value: dict[str, Any], key: str, timestamp: int, headers: Any, state: State
     ) -> list[dict[str, Any]]:
+        shared = partition_state(state)
+        if self.watermark.observe(value, timestamp, headers, shared).marker:
+            return []
+        horizon = self.watermark.closed(shared)
         memory = state.get("memory") or {}
-        alerts = self.detector.ip_step(memory, value, timestamp, int(self.clock() * 1000))
+        alerts = self.detector.ip_step(memory, value, timestamp, int(self.clock() * 1000),
+                                       horizon if horizon > NEVER else None)  # fmt: skip
         state.set("memory", memory, ttl=STATE_TTL)
         return self._records(alerts)
 
@@ -180,6 +185,8 @@ def build(
         exactly_once=app.config.exactly_once,
         replays=replays,
         ttl=STATE_TTL,
+        app=app,
+        clock=SourceClock(tick_ms=WATERMARK_TICK_MS),
     )
     ip_alerts = by_ip.apply(fraud.on_ip_login, stateful=True, metadata=True, expand=True)
     ip_alerts.to_topic(signals, key=entity)

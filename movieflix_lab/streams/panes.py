@@ -134,7 +134,8 @@ class PaneWindows:
         self.on_late = on_late
         self.pane_ms = math.gcd(*(n for s in shapes for n in (s.duration_ms, s.step_ms)))
         self.clock = WatermarkClock(grace_ms=grace_ms, pane_ms=self.pane_ms)
-        #: Late (record, window) pairs by reason: ``late`` (own partition), ``idle``.
+        #: Late (record, window) pairs by reason: ``late`` (own partition), ``quiet`` (a
+        #: window closed on a quiet partition's wall-clock progress, across a restart).
         self.late_reasons: Counter[str] = Counter()
 
     def apply_to(self, sdf: StreamingDataFrame) -> StreamingDataFrame:
@@ -150,16 +151,15 @@ class PaneWindows:
         closed = self.clock.closed(shared)
         seen = self.clock.observe(value, timestamp, headers, shared)
         if not seen.marker:
-            self._add(value, key, timestamp, state, closed, seen.late_until, seen.reason)
+            self._add(value, key, timestamp, state, shared, closed, seen.late_until, seen.reason)
         if seen.advance is None:
             return []
         return self._close_all(state, shared, seen.advance)
 
-    def _add(self, value: Any, key: Any, timestamp: int, state: State, closed: int,
-             late_until: int, reason: str) -> None:  # fmt: skip
+    def _add(self, value: Any, key: Any, timestamp: int, state: State, shared: State,
+             closed: int, late_until: int, reason: str) -> None:  # fmt: skip
         """Count the record in its pane, unless it is late for every window; a record late
         for some of its windows (own partition's order) only is taken out of those."""
-        shared = partition_state(state)
         counts = False
         open_but_late: list[tuple[str, int]] = []
         for shape in self.shapes:

@@ -16,23 +16,29 @@ late in *its own source partition's order*. Three parts:
   ``movieflix-wm``: ``topic/partition/progress/partitions``). Whenever a partition's
   progress crosses a pane boundary it also writes a small *watermark marker* to every
   re-keyed partition, through the app's own producer (so a marker is part of the checkpoint,
-  transactional under exactly-once, and ordered with the partition's records). A partition
-  with nothing left to read and no record for ``idle_timeout`` (wall clock) is announced
-  idle; its next record announces it active again.
+  transactional under exactly-once, and ordered with the partition's records).
+- **Quiet partitions**: a partition with nothing left to read and no record for
+  ``idle_timeout_s`` (wall clock) moves on with the wall clock from its last event time
+  (markers at most once a pane of wall time): live, its next record will be about that
+  late, so it does not hold the others back; replayed or compressed traffic, whose event
+  time runs far faster than the wall clock, still waits for it. Excluding quiet partitions
+  outright (Flink's idleness) let a simulated hour read in seconds close windows a quiet
+  partition still had records for. A partition that never held a record counts at the wall
+  clock; one whose last event time this instance does not know (it has read nothing from
+  it since it started) takes it from the broker (the partition's largest timestamp).
 - **After the re-key**, :class:`WatermarkClock` (used by the windows) keeps, per re-keyed
-  partition, each source partition's closable boundary and whether it is idle, and the
-  watermark: the minimum over the active source partitions (over all of them when every one
-  is idle, so a finished backlog still closes its windows). Windows close when the
-  watermark passes their end plus the grace period. A partition never heard of holds the
-  watermark back.
+  partition, each source partition's closable boundary, and the watermark: their minimum.
+  Windows close when the watermark passes their end plus the grace period. A partition never
+  heard of holds the watermark back.
 - **Lateness** is judged with the stamp: a record is late for a window that ended at or
   before its own partition's progress minus the grace period. Such a record is late however
   the partitions were interleaved; any other record's windows are still open (the watermark
   is at most its partition's progress), so it is counted. Results therefore depend only on
   each partition's own order: the same input gives the same windows whatever the fetch
-  sizes, speed, restarts or number of instances. The one exception is the live case the
-  idle rule exists for: a record from a partition that was idle, older than windows the
-  others have closed meanwhile, is counted late (reason ``idle``).
+  sizes, speed, restarts or number of instances. The one exception is a quiet partition's
+  wall-clock progress: a record older than it minus the grace is late (its partition's
+  stamp includes the announced progress; only across a restart can a window have closed on
+  it unseen, and then the record is counted late with reason ``quiet``).
 
 Why this design, against the leads weighed:
 
@@ -51,11 +57,9 @@ Why this design, against the leads weighed:
 from __future__ import annotations
 
 import json
-import logging
-import math
 import struct
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,8 +78,6 @@ __all__ = [
     "partition_state",
 ]
 
-logger = logging.getLogger(__name__)
-
 #: The header of a stamped record: ``topic/partition/progress/partitions``.
 WM_HEADER = "movieflix-wm"
 #: A watermark marker's key and value field (a marker is ``{MARKER_FIELD: {...}}``).
@@ -86,7 +88,6 @@ NEVER = -(2**62)
 #: The prefix of partition-wide state entries (message keys are JSON: they start otherwise).
 PARTITION_PREFIX = b"\x00partition"
 _PROGRESS = struct.Struct(">q")
-_SOURCE = struct.Struct(">qB")  # closable boundary, idle flag
 
 
 def partition_state(state: State) -> State:
@@ -96,7 +97,10 @@ def partition_state(state: State) -> State:
     partition-wide. The entries live in the same transaction under a prefix no message key
     can have.
     """
-    return state._transaction.as_state(prefix=PARTITION_PREFIX)  # type: ignore[attr-defined]
+    return state._transaction.as_state(  # type: ignore[attr-defined]
+        prefix=PARTITION_PREFIX,
+        timestamp=state._timestamp,  # type: ignore[attr-defined]
+    )
 
 
 def is_marker(value: Any) -> bool:
@@ -130,7 +134,7 @@ def _stamp(headers: Any) -> tuple[str, int, int] | None:
 
 @dataclass
 class SourceClock:
-    """Before a re-key: each source partition's progress, stamps, markers, idleness.
+    """Before a re-key: each source partition's progress, stamps, markers, quiet partitions.
 
     ``tick_ms`` and ``offset_ms`` place the pane boundaries (the downstream pane and grace):
     a marker goes out when ``progress - offset_ms`` enters a new pane, so the downstream
@@ -140,55 +144,40 @@ class SourceClock:
     tick_ms: int
     offset_ms: int = 0
     idle_timeout_s: float = 5.0
-    #: Set by :meth:`attach`: the app's producer, consumer, the re-keyed topic.
+    #: Set by :meth:`attach`: the re-keyed topic and its partition count (None: no re-key).
     targets: tuple[str, int] | None = None
     _app: Application | None = None
     _source_topic: str | None = None
     _stamp: bytes = b""
     _before: int = NEVER
     _partitions: int = 0
+    #: Per partition: wall time of its last record (or of the first look at it).
     _seen: dict[int, float] = field(default_factory=dict)
+    #: Per partition: the progress last known here (its records, or a quiet announcement).
     _progress: dict[int, int] = field(default_factory=dict)
-    _idle: set[int] = field(default_factory=set)
     _checked: float = 0.0
-    #: Partitions assigned since the last record: announced active before it.
-    _assigned: set[int] = field(default_factory=set)
     markers: int = 0
 
     def __call__(self, value: Any, key: Any, timestamp: int, headers: Any, state: State) -> Any:
         context = message_context()
         partition = context.partition
-        if self._source_topic is None:
-            self._source_topic = context.topic
-        if self._assigned:  # newly ours: active until proven idle here (they may hold records)
-            for other in sorted(self._assigned):
-                self._idle.discard(other)
-                self._send(other, self._progress.get(other), idle=False)
-            self._assigned.clear()
         shared = partition_state(state)
         raw = shared.get_bytes("wm:progress")
         before = _PROGRESS.unpack(raw)[0] if raw is not None else NEVER
+        before = max(before, self._progress.get(partition, NEVER))  # a quiet announcement
         self._before = before
         self._stamp = f"{context.topic}/{partition}/{before}/{self._partitions}".encode()
         progress = max(before, timestamp)
-        if progress != before:
+        if progress != before or raw is None:
             shared.set_bytes("wm:progress", _PROGRESS.pack(progress))
-        now = time.monotonic()
-        # After a pause (a restart, a rebalance, a quiet spell) someone may have announced
-        # the partition idle: announce it active again before its records count.
-        was_idle = (
-            partition in self._idle
-            or now - self._seen.get(partition, -math.inf) >= self.idle_timeout_s / 2
-        )
-        self._seen[partition] = now
+        self._seen[partition] = time.monotonic()
         self._progress[partition] = progress
-        crossed = floor_to(progress - self.offset_ms, self.tick_ms) != floor_to(
-            before - self.offset_ms, self.tick_ms
-        )
-        if was_idle or crossed:
-            self._idle.discard(partition)
-            self._send(partition, progress, idle=False)
+        if self._pane(progress) != self._pane(before):
+            self._send(partition, progress)
         return value
+
+    def _pane(self, progress: int) -> int:
+        return floor_to(progress - self.offset_ms if progress > NEVER else NEVER, self.tick_ms)
 
     @property
     def before(self) -> int:
@@ -200,18 +189,12 @@ class SourceClock:
     ) -> list[tuple[str, str | bytes]]:
         return [(n, raw) for n, raw in headers or () if n != WM_HEADER] + [(WM_HEADER, self._stamp)]
 
-    def _send(self, partition: int, progress: int | None, *, idle: bool) -> None:
+    def _send(self, partition: int, progress: int) -> None:
         if self.targets is None or self._app is None:
-            return  # one partition: the stamps alone carry the watermark
+            return  # no re-key: the stamps alone carry the progress
         topic, count = self.targets
-        marker = {
-            MARKER_FIELD: {
-                "source": f"{self._source_topic}/{partition}",
-                "progress": NEVER if progress is None else progress,
-                "partitions": self._partitions,
-                "idle": idle,
-            }
-        }
+        marker = {MARKER_FIELD: {"source": f"{self._source_topic}/{partition}",
+                                 "progress": progress, "partitions": self._partitions}}  # fmt: skip
         raw = json.dumps(marker).encode()
         key = json.dumps(MARKER_KEY).encode()
         out = self._app._processing_context.producer
@@ -220,45 +203,67 @@ class SourceClock:
         self.markers += count
 
     def tick(self) -> None:
-        """Announce partitions idle: nothing left to read, nothing new for the timeout."""
+        """Quiet partitions (nothing left to read, no record for the timeout) move on with
+        the wall clock from their last event time, announced at most once a pane."""
         now = time.monotonic()
-        if self._app is None:
-            return
-        if now - self._checked < min(1.0, self.idle_timeout_s / 2):
+        if self._app is None or now - self._checked < min(1.0, self.idle_timeout_s / 2):
             return
         self._checked = now
         consumer = self._app._consumer
-        topic = self._source_topic or ""
-        if not topic:
-            return
         try:
-            assigned = [tp for tp in consumer.assignment() if tp.topic == topic]
+            assigned = [tp for tp in consumer.assignment() if tp.topic == self._source_topic]
         except Exception:  # not assigned yet, or the broker is away
             return
         for tp in assigned:
             partition = tp.partition
-            if partition in self._idle:
+            quiet_for = now - self._seen.setdefault(partition, now)
+            if quiet_for < self.idle_timeout_s:
                 continue
-            seen = self._seen.setdefault(partition, now)
-            if now - seen < self.idle_timeout_s or not self._drained(consumer, tp):
+            drained = self._drained(consumer, tp)
+            if drained is None:
                 continue
-            self._idle.add(partition)
-            self._send(partition, self._progress.get(partition), idle=True)
+            last = self._progress.get(partition)
+            if last is None:
+                last = self._last_timestamp(tp) if drained else int(time.time() * 1000)
+                if last is None:
+                    continue
+                self._seen[partition] = now  # wall time counts from here
+                quiet_for = 0.0
+            moved = last + int(quiet_for * 1000)
+            if self._pane(moved) != self._pane(self._progress.get(partition, NEVER)):
+                self._progress[partition] = moved
+                self._seen[partition] = now
+                self._send(partition, moved)
 
     @staticmethod
-    def _drained(consumer: Any, tp: TopicPartition) -> bool:
-        """No record left to read (at most a transaction marker)."""
+    def _drained(consumer: Any, tp: TopicPartition) -> bool | None:
+        """None: records left to read (or unknown); True: drained; False: an empty log."""
         try:
             low, high = consumer.get_watermark_offsets(tp, cached=True)
             (position,) = consumer.position([TopicPartition(tp.topic, tp.partition)])
-        except Exception:  # unknown: not idle
-            return False
+        except Exception:  # unknown: not quiet
+            return None
         if high is None or high < 0:
+            return None
+        if high == low:
             return False
         at = position.offset
-        if at < 0:  # nothing read since the assignment
-            return bool(high == low)
-        return bool(high - at <= 1)
+        return True if at >= 0 and high - at <= 1 else None  # at most a transaction marker
+
+    def _last_timestamp(self, tp: TopicPartition) -> int | None:
+        """The partition's largest record timestamp, from the broker (None: unknown)."""
+        from confluent_kafka.admin import OffsetSpec
+
+        assert self._app is not None
+        admin = self._app._topic_manager._admin.admin_client
+        try:
+            where = TopicPartition(tp.topic, tp.partition)
+            futures = admin.list_offsets({where: OffsetSpec.max_timestamp()}, request_timeout=5)
+            (future,) = futures.values()
+            found = future.result(timeout=5)
+        except Exception:  # the broker is away: try again at the next tick
+            return None
+        return int(found.timestamp) if found.offset >= 0 and found.timestamp >= 0 else None
 
     def attach(self, app: Application, source: StreamingDataFrame,
                grouped: StreamingDataFrame) -> None:  # fmt: skip
@@ -271,17 +276,6 @@ class SourceClock:
         if topic.name != source_topic.name:  # Quix skips the repartition with one partition
             self.targets = (topic.name, topic.broker_config.num_partitions or 1)
         app._dataframe_registry.register_periodic_task(self.tick)
-        # A partition announced idle (by this run or an earlier one, by this instance or
-        # another) may hold records again when it is assigned: those must hold the watermark
-        # back from the start, before another partition's records move it.
-        on_assign = app._on_assign
-
-        def assigned(consumer: Any, partitions: list[Any]) -> None:
-            on_assign(consumer, partitions)
-            self._assigned.update(tp.partition for tp in partitions
-                                  if tp.topic == self._source_topic)  # fmt: skip
-
-        app._on_assign = assigned  # type: ignore[method-assign,assignment]
 
 
 @dataclass(frozen=True)
@@ -297,7 +291,7 @@ class Observation:
     """What :meth:`WatermarkClock.observe` learnt from one record."""
 
     marker: bool
-    #: Windows ending at or before it are closed for this record (own order, or idle).
+    #: Windows ending at or before it are closed for this record (own order, or quiet).
     late_until: int
     #: Why a record is late for a window ending at or before ``late_until``.
     reason: str
@@ -308,8 +302,8 @@ class WatermarkClock:
     """After a re-key: the watermark of a re-keyed partition, from stamps and markers.
 
     State (partition-wide, fixed-size bytes): per source partition ``wm:src:<source>`` its
-    closable boundary (progress minus ``grace_ms``, rounded down to ``pane_ms``) and an
-    idle flag, and ``wm:closed``: the boundary windows are closed up to. A source's entry is
+    closable boundary (progress minus ``grace_ms``, rounded down to ``pane_ms``), and
+    ``wm:closed``: the boundary windows are closed up to. A source's entry is
     written when its boundary moves (once a pane of event time), so a record costs reads.
     """
 
@@ -323,48 +317,39 @@ class WatermarkClock:
 
     def observe(self, value: Any, timestamp: int, headers: Any, shared: State) -> Observation:
         closed = self.closed(shared)
-        if is_marker(value):
+        marker = is_marker(value)
+        if marker:
             info = value[MARKER_FIELD]
             source, progress, partitions = info["source"], info["progress"], info["partitions"]
-            idle = bool(info["idle"])
             late_until, reason = closed, "closed"
         else:
             stamp = _stamp(headers)
             if stamp is None:  # not stamped (a test feeding the windows directly): own time
                 return Observation(False, closed, "closed", None)
             source, before, partitions = stamp
-            progress, idle = max(before, timestamp), False
+            progress = max(before, timestamp)
             own = before - self.grace_ms if before > NEVER else NEVER
-            late_until, reason = (own, "late") if own >= closed else (closed, "idle")
+            late_until, reason = (own, "late") if own >= closed else (closed, "quiet")
         boundary = floor_to(progress - self.grace_ms if progress > NEVER else NEVER, self.pane_ms)
         entry = "wm:src:" + source
         raw = shared.get_bytes(entry)
-        old, old_idle = _SOURCE.unpack(raw) if raw is not None else (NEVER, 2)
-        new = max(old, boundary)
-        if raw is not None and new == old and bool(old_idle) == idle:
-            return Observation(is_marker(value), late_until, reason, None)
-        shared.set_bytes(entry, _SOURCE.pack(new, int(idle)))
+        old = _PROGRESS.unpack(raw)[0] if raw is not None else NEVER
+        if raw is not None and boundary <= old:
+            return Observation(marker, late_until, reason, None)
+        shared.set_bytes(entry, _PROGRESS.pack(max(old, boundary)))
         watermark = self._watermark(shared, source.rpartition("/")[0], partitions)
         if watermark <= closed:
-            return Observation(is_marker(value), late_until, reason, None)
+            return Observation(marker, late_until, reason, None)
         shared.set_bytes("wm:closed", _PROGRESS.pack(watermark))
-        return Observation(is_marker(value), late_until, reason, Advance(closed, watermark))
+        return Observation(marker, late_until, reason, Advance(closed, watermark))
 
-    def _watermark(self, shared: State, topic: str, partitions: int) -> int:
-        active, known = [], []
+    @staticmethod
+    def _watermark(shared: State, topic: str, partitions: int) -> int:
+        """The minimum boundary over the source partitions (NEVER while one is unheard of)."""
+        boundaries = []
         for partition in range(partitions):
             raw = shared.get_bytes(f"wm:src:{topic}/{partition}")
             if raw is None:
-                return NEVER  # never heard of: it holds every window back
-            boundary, idle = _SOURCE.unpack(raw)
-            if not idle:
-                active.append(boundary)
-            if boundary > NEVER:
-                known.append(boundary)
-        if active:
-            return min(active)
-        return min(known) if known else NEVER
-
-
-#: ``(closed windows, ...)`` callback shape of a window's ``on_late``.
-OnLate = Callable[..., Any]
+                return NEVER
+            boundaries.append(_PROGRESS.unpack(raw)[0])
+        return min(boundaries)
