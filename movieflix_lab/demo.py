@@ -203,8 +203,10 @@ def _reconcile(settings: Settings, result: DemoResult, *, wait_s: float = 30.0) 
     from movieflix_lab.streams.app import group_name
 
     deadline = time.monotonic() + wait_s
+    group = group_name(settings, "analytics")
+    sources: dict[tuple[str, str], Any] = {}  # the app has caught up: read them once
     while True:
-        check = reconcile_analytics(settings, group=group_name(settings, "analytics"))
+        check = reconcile_analytics(settings, group=group, sources=sources)
         if check.ok or time.monotonic() > deadline:
             break
         time.sleep(3)

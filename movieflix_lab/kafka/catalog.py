@@ -28,6 +28,7 @@ import logging
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -149,6 +150,37 @@ CATALOG: tuple[TopicSpec, ...] = (
     FRAUD_SIGNALS,
     DEAD_LETTERS,
 )
+
+
+def span_label(span: timedelta) -> str:
+    """How a window size reads in a topic name: ``30m``, ``2h``, ``45s``.
+
+    >>> span_label(timedelta(minutes=30)), span_label(timedelta(hours=2))
+    ('30m', '2h')
+    >>> span_label(timedelta(seconds=45))
+    '45s'
+    """
+    seconds = int(span.total_seconds())
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600}h"
+    if seconds % 60 == 0:
+        return f"{seconds // 60}m"
+    return f"{seconds}s"
+
+
+def genre_watch_time_names(window: timedelta, hop: timedelta) -> tuple[str, str]:
+    """The genre app's result topics: tumbling, hopping."""
+    size = span_label(window)
+    return (
+        f"analytics.genre-watch-time.{size}",
+        f"analytics.genre-watch-time.{size}-hop{span_label(hop)}",
+    )
+
+
+def search_volume_names(window: timedelta) -> tuple[str, str]:
+    """The search app's result topics: per user, total."""
+    size = span_label(window)
+    return f"analytics.search-volume.user.{size}", f"analytics.search-volume.total.{size}"
 
 
 def derived_topic(name: str, holds: str, key: str = "window group") -> TopicSpec:

@@ -28,6 +28,12 @@ import polars as pl
 
 from movieflix_lab.config import Settings
 from movieflix_lab.events.codec import EventDecodeError, decode
+from movieflix_lab.kafka.catalog import (
+    SEARCH_EVENTS,
+    WATCH_HISTORY,
+    genre_watch_time_names,
+    search_volume_names,
+)
 from movieflix_lab.kafka.lag import consumer_lag
 from movieflix_lab.kafka.reader import read_topic
 from movieflix_lab.sinks.parquet import read_results
@@ -78,11 +84,6 @@ class WindowSpec:
         return int(self.grace.total_seconds() * 1000)
 
 
-def _label(span: timedelta) -> str:
-    seconds = int(span.total_seconds())
-    return f"{seconds // 3600}h" if seconds % 3600 == 0 else f"{seconds // 60}m"
-
-
 def analytics_specs(
     window: timedelta = timedelta(minutes=30),
     hop: timedelta = timedelta(minutes=5),
@@ -90,20 +91,21 @@ def analytics_specs(
     search_grace: timedelta | None = None,
 ) -> list[WindowSpec]:
     """The analytics app's four windowed outputs (its defaults unless told otherwise)."""
-    size, sgrace = _label(window), search_grace if search_grace is not None else grace
+    sgrace = search_grace if search_grace is not None else grace
+    tumbling, hopping = genre_watch_time_names(window, hop)
+    per_user, total = search_volume_names(window)
     return [
-        WindowSpec("genre watch time, tumbling", "watch-history", "watch", ("genre",), window,
-                   window, grace, f"analytics.genre-watch-time.{size}",
-                   ("genre_watch_time", "tumbling"), "seconds_watched", hop_ms=0),
-        WindowSpec("genre watch time, hopping", "watch-history", "watch", ("genre",), window,
-                   hop, grace, f"analytics.genre-watch-time.{size}-hop{_label(hop)}",
-                   ("genre_watch_time", "hopping"), "seconds_watched",
+        WindowSpec("genre watch time, tumbling", WATCH_HISTORY.name, "watch", ("genre",), window,
+                   window, grace, tumbling, ("genre_watch_time", "tumbling"), "seconds_watched",
+                   hop_ms=0),
+        WindowSpec("genre watch time, hopping", WATCH_HISTORY.name, "watch", ("genre",), window,
+                   hop, grace, hopping, ("genre_watch_time", "hopping"), "seconds_watched",
                    hop_ms=int(hop.total_seconds() * 1000)),
-        WindowSpec("search volume, total", "search-events", "search", (), window, window,
-                   sgrace, f"analytics.search-volume.total.{size}", ("search_volume", "total")),
-        WindowSpec("search volume, per user", "search-events", "search", ("user_id",), window,
-                   window, sgrace, f"analytics.search-volume.user.{size}",
-                   ("search_volume", "per_user"), per_partition=True),
+        WindowSpec("search volume, total", SEARCH_EVENTS.name, "search", (), window, window,
+                   sgrace, total, ("search_volume", "total")),
+        WindowSpec("search volume, per user", SEARCH_EVENTS.name, "search", ("user_id",),
+                   window, window, sgrace, per_user, ("search_volume", "per_user"),
+                   per_partition=True),
     ]  # fmt: skip
 
 
@@ -181,7 +183,8 @@ def batch_windows(frame: pl.DataFrame, spec: WindowSpec) -> tuple[pl.DataFrame, 
             must_close=(pl.col("window_start_ms") + size) <= pl.col("until")
         )
         return windows.drop("partition", "until"), late_records
-    until = int(final["progress"].cast(pl.Int64).min() or NEVER) - grace if final.height else NEVER  # type: ignore[arg-type]
+    slowest = final["progress"].cast(pl.Int64).min()
+    until = int(slowest) - grace if isinstance(slowest, int) else NEVER
     windows = windows.with_columns(must_close=(pl.col("window_start_ms") + size) <= until)
     return windows.drop("partition"), late_records
 
@@ -322,10 +325,15 @@ def reconcile_analytics(
     stream: Stream = "parquet",
     specs: list[WindowSpec] | None = None,
     parquet_dir: Path | None = None,
+    sources: dict[tuple[str, str], pl.DataFrame] | None = None,
 ) -> Reconciliation:
-    """Every windowed output of the analytics app, reconciled (one read per source topic)."""
+    """Every windowed output of the analytics app, reconciled (one read per source topic).
+
+    ``sources``: source frames by (topic, event type), filled as they are read; pass the
+    same dict again to reconcile newer stream results without reading the sources again.
+    """
     specs = specs or analytics_specs()
-    sources: dict[tuple[str, str], pl.DataFrame] = {}
+    sources = {} if sources is None else sources
     checks = []
     for spec in specs:
         where = (spec.source_topic, spec.event_type)

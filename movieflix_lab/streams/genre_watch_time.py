@@ -42,7 +42,12 @@ from typing import Any
 from quixstreams import Application
 from quixstreams.dataframe import StreamingDataFrame
 
-from movieflix_lab.kafka.catalog import WATCH_HISTORY, TopicSpec, derived_topic
+from movieflix_lab.kafka.catalog import (
+    WATCH_HISTORY,
+    TopicSpec,
+    derived_topic,
+    genre_watch_time_names,
+)
 from movieflix_lab.kafka.serde import EventDeserializer
 from movieflix_lab.sinks.postgres import watch_row
 from movieflix_lab.streams.app import LateEvents, SinkFactory
@@ -59,34 +64,16 @@ class GenreWatchTimeOptions:
     hop: timedelta = timedelta(minutes=5)
     grace: timedelta = timedelta(minutes=5)
     #: A source partition with nothing to read and no record for this long (wall clock)
-    #: stops holding the watermark back.
+    #: moves on with the wall clock (streams/watermarks.py).
     idle_timeout_s: float = 5.0
-
-
-def _label(span: timedelta) -> str:
-    """``30m``, ``2h``, ``45s``.
-
-    >>> _label(timedelta(minutes=30)), _label(timedelta(hours=2)), _label(timedelta(seconds=45))
-    ('30m', '2h', '45s')
-    """
-    seconds = int(span.total_seconds())
-    if seconds % 3600 == 0:
-        return f"{seconds // 3600}h"
-    if seconds % 60 == 0:
-        return f"{seconds // 60}m"
-    return f"{seconds}s"
 
 
 def output_topics(options: GenreWatchTimeOptions) -> tuple[TopicSpec, TopicSpec]:
     """The tumbling and the hopping results' topics for these window sizes."""
-    size = _label(options.window)
+    tumbling, hopping = genre_watch_time_names(options.window, options.hop)
     return (
-        derived_topic(f"analytics.genre-watch-time.{size}", "genre watch time, tumbling", "genre"),
-        derived_topic(
-            f"analytics.genre-watch-time.{size}-hop{_label(options.hop)}",
-            "genre watch time, hopping",
-            "genre",
-        ),
+        derived_topic(tumbling, "genre watch time, tumbling", "genre"),
+        derived_topic(hopping, "genre watch time, hopping", "genre"),
     )
 
 

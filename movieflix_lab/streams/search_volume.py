@@ -29,10 +29,15 @@ from typing import Any
 from quixstreams import Application, message_context
 from quixstreams.dataframe import StreamingDataFrame
 
-from movieflix_lab.kafka.catalog import SEARCH_EVENTS, TopicSpec, derived_topic
+from movieflix_lab.kafka.catalog import (
+    SEARCH_EVENTS,
+    TopicSpec,
+    derived_topic,
+    search_volume_names,
+)
 from movieflix_lab.kafka.serde import EventDeserializer
 from movieflix_lab.streams.app import LateEvents, SinkFactory
-from movieflix_lab.streams.genre_watch_time import _iso, _label
+from movieflix_lab.streams.genre_watch_time import _iso
 from movieflix_lab.streams.panes import PaneWindows, Shape
 from movieflix_lab.streams.regroup import Replays, regroup
 from movieflix_lab.streams.watermarks import SourceClock
@@ -46,17 +51,15 @@ TOP_QUERIES = 10
 class SearchVolumeOptions:
     window: timedelta = timedelta(minutes=30)
     grace: timedelta = timedelta(minutes=5)
-    #: As the genre app's: an idle source partition stops holding the watermark back.
+    #: As the genre app's: a quiet source partition moves on with the wall clock.
     idle_timeout_s: float = 5.0
 
 
 def output_topics(options: SearchVolumeOptions) -> tuple[TopicSpec, TopicSpec]:
-    size = _label(options.window)
+    per_user, total = search_volume_names(options.window)
     return (
-        derived_topic(
-            f"analytics.search-volume.user.{size}", "searches per user per window", "user id"
-        ),
-        derived_topic(f"analytics.search-volume.total.{size}", "searches and top queries", "all"),
+        derived_topic(per_user, "searches per user per window", "user id"),
+        derived_topic(total, "searches and top queries", "all"),
     )
 
 
