@@ -120,9 +120,9 @@ def regroup(
     progress with another branch).
     """
     source = sdf
-    if clock is not None and not stamped:
-        sdf = sdf.apply(clock, stateful=True, metadata=True).set_headers(clock.headers)
-    if not exactly_once:
+    if clock is not None and not stamped:  # both stamps in one header step
+        sdf = clock.apply_to(sdf, also=None if exactly_once else _stamp)
+    elif not exactly_once:
         sdf = sdf.set_headers(_stamp)
     grouped = sdf.group_by(key, name=name)
     if clock is not None:

@@ -126,7 +126,7 @@ def build(
     # and the total's re-key carries it on (stamps and markers).
     clock = SourceClock(tick_ms=window_ms, offset_ms=grace_ms,
                         idle_timeout_s=options.idle_timeout_s)  # fmt: skip
-    sdf = sdf.apply(clock, stateful=True, metadata=True).set_headers(clock.headers)
+    sdf = clock.apply_to(sdf)
     guard = PartitionLateGuard(
         window_ms, grace_ms, late, f"per-user_tumbling_window_{window_ms}_count", clock
     )

@@ -20,12 +20,12 @@ late in *its own source partition's order*. Three parts:
 - **Quiet partitions**: a partition with nothing left to read and no record for
   ``idle_timeout_s`` (wall clock) moves on with the wall clock from its last event time
   (markers at most once a pane of wall time): live, its next record will be about that
-  late, so it does not hold the others back; replayed or compressed traffic, whose event
-  time runs far faster than the wall clock, still waits for it. Excluding quiet partitions
-  outright (Flink's idleness) let a simulated hour read in seconds close windows a quiet
-  partition still had records for. A partition that never held a record counts at the wall
-  clock; one whose last event time this instance does not know (it has read nothing from
-  it since it started) takes it from the broker (the partition's largest timestamp).
+  late, so it holds the others back by at most a pane; replayed or compressed traffic,
+  whose event time runs far faster than the wall clock, still waits for it. Excluding
+  quiet partitions outright (Flink's idleness) let a simulated hour read in seconds close
+  windows a quiet partition still had records for. A partition that never held a record
+  counts at the wall clock; one whose last event time this instance does not know (it has
+  read nothing from it since it started) takes it from the broker (its largest timestamp).
 - **After the re-key**, :class:`WatermarkClock` (used by the windows) keeps, per re-keyed
   partition, each source partition's closable boundary, and the watermark: their minimum.
   Windows close when the watermark passes their end plus the grace period. A partition never
@@ -59,7 +59,7 @@ from __future__ import annotations
 import json
 import struct
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,6 +88,10 @@ NEVER = -(2**62)
 #: The prefix of partition-wide state entries (message keys are JSON: they start otherwise).
 PARTITION_PREFIX = b"\x00partition"
 _PROGRESS = struct.Struct(">q")
+#: A ``set_headers`` function: (value, key, timestamp, headers) → headers.
+HeaderStep = Callable[[Any, Any, int, Any], Any]
+#: The source partition's progress, in its partition-wide state (stored once a pane).
+PROGRESS = "wm:progress"
 
 
 def partition_state(state: State) -> State:
@@ -156,23 +160,54 @@ class SourceClock:
     #: Per partition: the progress last known here (its records, or a quiet announcement).
     _progress: dict[int, int] = field(default_factory=dict)
     _checked: float = 0.0
+    #: Per partition: the transaction its stored progress was last read in.
+    _read: dict[int, Any] = field(default_factory=dict)
+    #: Partition → its store transaction in the current checkpoint (set by :meth:`apply_to`).
+    transactions: Callable[[int], Any] | None = None
     markers: int = 0
 
-    def __call__(self, value: Any, key: Any, timestamp: int, headers: Any, state: State) -> Any:
+    def apply_to(self, sdf: StreamingDataFrame, *, also: HeaderStep | None = None
+                 ) -> StreamingDataFrame:  # fmt: skip
+        """``sdf`` with every record stamped (the clock keeps its progress in ``sdf``'s
+        default store; a plain apply, not a stateful one: state is touched once per
+        checkpoint and partition, and once per pane). ``also``: another header step to run
+        in the same one (each step costs a pass through Quix's stream per record)."""
+        sdf.register_store()
+        stream_id, context = sdf.stream_id, sdf.processing_context
+
+        def transaction(partition: int) -> Any:
+            return context.checkpoint.get_store_transaction(stream_id, partition)
+
+        self.transactions = transaction
+        if also is None:
+            return sdf.apply(self, metadata=True).set_headers(self.headers)
+
+        def both(value: Any, key: Any, timestamp: int, headers: Any) -> Any:
+            return self.headers(value, key, timestamp, also(value, key, timestamp, headers))
+
+        return sdf.apply(self, metadata=True).set_headers(both)
+
+    def __call__(self, value: Any, key: Any, timestamp: int, headers: Any) -> Any:
         context = message_context()
         partition = context.partition
-        shared = partition_state(state)
-        raw = shared.get_bytes("wm:progress")
-        before = _PROGRESS.unpack(raw)[0] if raw is not None else NEVER
-        before = max(before, self._progress.get(partition, NEVER))  # a quiet announcement
+        assert self.transactions is not None, "SourceClock.apply_to wires it to the app"
+        transaction = self.transactions(partition)
+        if self._read.get(partition) is not transaction:  # once per checkpoint: the stored one
+            raw = transaction.as_state(prefix=PARTITION_PREFIX).get_bytes(PROGRESS)
+            stored = _PROGRESS.unpack(raw)[0] if raw is not None else NEVER
+            self._progress[partition] = max(stored, self._progress.get(partition, NEVER))
+            self._read[partition] = transaction
+        before = self._progress[partition]
         self._before = before
         self._stamp = f"{context.topic}/{partition}/{before}/{self._partitions}".encode()
         progress = max(before, timestamp)
-        if progress != before or raw is None:
-            shared.set_bytes("wm:progress", _PROGRESS.pack(progress))
         self._seen[partition] = time.monotonic()
         self._progress[partition] = progress
         if self._pane(progress) != self._pane(before):
+            # Stored once a pane: a restart reads the pane's first progress, and every
+            # decision (window ends are pane multiples) is the same as with the exact one.
+            shared = transaction.as_state(prefix=PARTITION_PREFIX, timestamp=timestamp)
+            shared.set_bytes(PROGRESS, _PROGRESS.pack(progress))
             self._send(partition, progress)
         return value
 
@@ -303,17 +338,43 @@ class WatermarkClock:
 
     State (partition-wide, fixed-size bytes): per source partition ``wm:src:<source>`` its
     closable boundary (progress minus ``grace_ms``, rounded down to ``pane_ms``), and
-    ``wm:closed``: the boundary windows are closed up to. A source's entry is
-    written when its boundary moves (once a pane of event time), so a record costs reads.
+    ``wm:closed``: the boundary windows are closed up to. A source's entry is written when
+    its boundary moves (once a pane of event time) and read once per checkpoint.
     """
 
     def __init__(self, *, grace_ms: int, pane_ms: int) -> None:
         self.grace_ms = grace_ms
         self.pane_ms = pane_ms
+        #: Per transaction (one per re-keyed partition and checkpoint): the entries read.
+        self._views: dict[Any, dict[str, int]] = {}
+
+    def _view(self, shared: State) -> dict[str, int]:
+        """The entries of ``shared``'s partition read so far in its current transaction:
+        state is read once per checkpoint, not per record (a new owner, a recovery or an
+        aborted checkpoint come with a new transaction)."""
+        transaction = shared._transaction  # type: ignore[attr-defined]
+        view = self._views.get(transaction)
+        if view is None:
+            if len(self._views) > 64:
+                self._views.clear()
+            view = self._views[transaction] = {}
+        return view
+
+    def _get(self, shared: State, view: dict[str, int], entry: str) -> int | None:
+        if entry not in view:
+            raw = shared.get_bytes(entry)
+            if raw is None:
+                return None
+            view[entry] = _PROGRESS.unpack(raw)[0]
+        return view[entry]
+
+    def _set(self, shared: State, view: dict[str, int], entry: str, value: int) -> None:
+        shared.set_bytes(entry, _PROGRESS.pack(value))
+        view[entry] = value
 
     def closed(self, shared: State) -> int:
-        raw = shared.get_bytes("wm:closed")
-        return _PROGRESS.unpack(raw)[0] if raw is not None else NEVER
+        found = self._get(shared, self._view(shared), "wm:closed")
+        return NEVER if found is None else found
 
     def observe(self, value: Any, timestamp: int, headers: Any, shared: State) -> Observation:
         closed = self.closed(shared)
@@ -331,25 +392,24 @@ class WatermarkClock:
             own = before - self.grace_ms if before > NEVER else NEVER
             late_until, reason = (own, "late") if own >= closed else (closed, "quiet")
         boundary = floor_to(progress - self.grace_ms if progress > NEVER else NEVER, self.pane_ms)
+        view = self._view(shared)
         entry = "wm:src:" + source
-        raw = shared.get_bytes(entry)
-        old = _PROGRESS.unpack(raw)[0] if raw is not None else NEVER
-        if raw is not None and boundary <= old:
+        old = self._get(shared, view, entry)
+        if old is not None and boundary <= old:
             return Observation(marker, late_until, reason, None)
-        shared.set_bytes(entry, _PROGRESS.pack(max(old, boundary)))
-        watermark = self._watermark(shared, source.rpartition("/")[0], partitions)
+        self._set(shared, view, entry, boundary if old is None else max(old, boundary))
+        watermark = self._watermark(shared, view, source.rpartition("/")[0], partitions)
         if watermark <= closed:
             return Observation(marker, late_until, reason, None)
-        shared.set_bytes("wm:closed", _PROGRESS.pack(watermark))
+        self._set(shared, view, "wm:closed", watermark)
         return Observation(marker, late_until, reason, Advance(closed, watermark))
 
-    @staticmethod
-    def _watermark(shared: State, topic: str, partitions: int) -> int:
+    def _watermark(self, shared: State, view: dict[str, int], topic: str, partitions: int) -> int:
         """The minimum boundary over the source partitions (NEVER while one is unheard of)."""
         boundaries = []
         for partition in range(partitions):
-            raw = shared.get_bytes(f"wm:src:{topic}/{partition}")
-            if raw is None:
+            found = self._get(shared, view, f"wm:src:{topic}/{partition}")
+            if found is None:
                 return NEVER
-            boundaries.append(_PROGRESS.unpack(raw)[0])
+            boundaries.append(found)
         return min(boundaries)

@@ -35,8 +35,9 @@ STORES: dict[int, DictStore] = {}
 def _feed(guard: PartitionLateGuard, partition: int, timestamp: int, offset: int) -> bool:
     def run() -> bool:
         set_message_context(MessageContext("search-events", partition, offset, 10))
-        state = STORES.setdefault(partition, DictStore()).as_state("u1")
-        guard.clock({"query": "q"}, "u1", timestamp, None, state)  # type: ignore[arg-type]
+        STORES.setdefault(partition, DictStore())
+        guard.clock.transactions = STORES.__getitem__
+        guard.clock({"query": "q"}, "u1", timestamp, None)
         return guard({"query": "q"}, "u1", timestamp, None)
 
     return copy_context().run(run)
