@@ -265,6 +265,7 @@ def _run_reports(
         },
         "recsys-eval": {"users": "600", "days": "10"},
         "pipeline-health": {"samples": "3"},
+        "stream-vs-batch": {},
     }
     done = {}
     for name, parameters in plan.items():

@@ -42,11 +42,17 @@ def test_demo_runs_end_to_end_and_cleans_up(fresh: Settings) -> None:
     assert provenance["interactions"] > 300 and provenance["metrics"] == {}
     assert "too little data for a held-out evaluation" in out
     # Every report ran on the run's data; the index lists them.
-    for name in ("explore-windows", "fraud-review", "recsys-eval", "pipeline-health"):
+    for name in (
+        "explore-windows",
+        "fraud-review",
+        "recsys-eval",
+        "pipeline-health",
+        "stream-vs-batch",
+    ):
         row = next(line for line in out.splitlines() if f"report {name}" in line and "│" in line)
         assert "succeeded" in row, row
     index = (fresh.reports_dir / "index.html").read_text()
-    assert index.count('class="status-succeeded"') == 4
+    assert index.count('class="status-succeeded"') == 5
     api = next(line for line in out.splitlines() if "recommendations API" in line)
     assert "/v1/recommendations/" in api and "→" in api, api
     assert model["events_learned"] > 500  # the fraud app's model, beside its provenance

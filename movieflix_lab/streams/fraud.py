@@ -48,7 +48,7 @@ from movieflix_lab.kafka.catalog import (
 )
 from movieflix_lab.kafka.serde import EventDeserializer
 from movieflix_lab.streams.regroup import Replays, regroup
-from movieflix_lab.streams.watermarks import NEVER, SourceClock, WatermarkClock, partition_state
+from movieflix_lab.streams.watermarks import NEVER, SourceClock, WatermarkClock
 
 __all__ = ["FRAUD_INPUTS", "FraudApp", "FraudOptions", "UserKey", "build", "options_from"]
 
@@ -139,10 +139,9 @@ class FraudApp:
     def on_ip_login(
         self, value: dict[str, Any], key: str, timestamp: int, headers: Any, state: State
     ) -> list[dict[str, Any]]:
-        shared = partition_state(state)
-        if self.watermark.observe(value, timestamp, headers, shared).marker:
+        if self.watermark.observe(value, timestamp, headers, state).marker:
             return []
-        horizon = self.watermark.closed(shared)
+        horizon = self.watermark.closed(state)
         memory = state.get("memory") or {}
         alerts = self.detector.ip_step(memory, value, timestamp, int(self.clock() * 1000),
                                        horizon if horizon > NEVER else None)  # fmt: skip

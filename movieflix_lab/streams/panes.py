@@ -43,13 +43,14 @@ from quixstreams.context import MessageContextNotSetError
 from quixstreams.dataframe import StreamingDataFrame
 from quixstreams.state import State
 
-from movieflix_lab.streams.watermarks import NEVER, Advance, WatermarkClock, partition_state
+from movieflix_lab.streams.watermarks import NEVER, Advance, WatermarkClock
 
 __all__ = ["PaneWindows", "Shape"]
 
 #: Per key: the starts of the panes it holds, in order (read only when one opens or closes).
 INDEX = "panes:index"
-#: Partition-wide: the keys holding panes, in the order they first did.
+#: Partition-wide: the keys holding panes (in the order they first did), each with the end
+#: of its earliest window not emitted yet. Keys are strings (JSON object keys).
 KEYS = "panes:keys"
 PANE = "panes:"
 #: Per key and window (``panes:adjust:<shape>:<start>``): records its panes hold that are
@@ -60,6 +61,7 @@ ADJUST = "panes:adjust:"
 ITEMS, ITEM = ":items", ":item:"
 _PANE = struct.Struct(">qd")
 _COUNT = struct.Struct(">q")
+NOTHING_DUE = 2**62
 
 #: Quix's ``on_late`` callback (``LateEvents`` has this signature).
 OnLate = Callable[..., Any]
@@ -147,9 +149,9 @@ class PaneWindows:
     def __call__(
         self, value: Any, key: Any, timestamp: int, headers: Any, state: State
     ) -> list[dict[str, Any]]:
-        shared = partition_state(state)
-        closed = self.clock.closed(shared)
-        seen = self.clock.observe(value, timestamp, headers, shared)
+        shared = self.clock.shared(state)
+        closed = self.clock.closed(state)
+        seen = self.clock.observe(value, timestamp, headers, state)
         if not seen.marker:
             self._add(value, key, timestamp, state, shared, closed, seen.late_until, seen.reason)
         if seen.advance is None:
@@ -192,10 +194,11 @@ class PaneWindows:
         if raw is None:
             count, total = 0, 0.0
             index: list[int] = state.get(INDEX) or []
-            if not index:
-                keys: list[Any] = shared.get(KEYS) or []
-                shared.set(KEYS, [*keys, key])
             state.set(INDEX, sorted([*index, pane_start]))
+            due = self._first_end(pane_start)
+            keys: dict[str, int] = shared.get(KEYS) or {}
+            if key not in keys or due < keys[key]:
+                shared.set(KEYS, {**keys, key: min(due, keys.get(key, due))})
         else:
             count, total = _PANE.unpack(raw)
         state.set_bytes(pane, _PANE.pack(count + 1, total + amount))
@@ -219,33 +222,46 @@ class PaneWindows:
             item: _COUNT.unpack(state.get_bytes(where + ITEM + item) or b"")[0] for item in items
         }
 
+    def _first_end(self, pane: int) -> int:
+        """The end of the earliest window over ``pane``."""
+        return min(next(shape.starts(pane)) + shape.duration_ms for shape in self.shapes)
+
     def _close_all(self, state: State, shared: State, advance: Advance) -> list[dict[str, Any]]:
-        """Every key's windows ending in (before, after]: the watermark passed them."""
-        keys: list[Any] = shared.get(KEYS) or []
+        """Every key's windows ending in (before, after]: the watermark passed them. Only
+        the keys with a window due are read (``KEYS``: key → its earliest window end not
+        emitted yet), so an advance costs the windows it closes, not every pane held."""
+        keys: dict[str, int] = shared.get(KEYS) or {}
         results: list[dict[str, Any]] = []
-        kept = []
         transaction = state._transaction  # type: ignore[attr-defined]
-        for key in keys:
-            holds = self._close(transaction.as_state(prefix=key), key, advance, results)
-            if holds:
-                kept.append(key)
-        if kept != keys:
-            shared.set(KEYS, kept)
+        changed = False
+        for key, due in list(keys.items()):
+            if due > advance.after:
+                continue
+            changed = True
+            after = self._close(transaction.as_state(prefix=key), key, advance, results)
+            if after is None:
+                del keys[key]
+            else:
+                keys[key] = after
+        if changed:
+            shared.set(KEYS, keys)
         return results
 
     def _close(self, state: State, key: Any, advance: Advance,
-               results: list[dict[str, Any]]) -> bool:  # fmt: skip
+               results: list[dict[str, Any]]) -> int | None:  # fmt: skip
         """Emit ``key``'s windows the watermark closed; drop the panes no open window needs;
-        True while the key still holds panes."""
+        the end of its next window due (None: it holds no pane)."""
         index: list[int] = state.get(INDEX) or []
         panes = {p: _PANE.unpack(state.get_bytes(PANE + str(p)) or b"") for p in index}
         tallies = {p: self._tally(state, p) for p in index} if self.tally is not None else {}
         was_closed, closed = advance.before, advance.after
+        due = NOTHING_DUE
         for shape in self.shapes:
             size = shape.duration_ms
             for start in sorted({s for p in index for s in shape.starts(p)}):
                 end = start + size
                 if end > closed:  # this one and the later ones are open
+                    due = min(due, end)
                     break
                 if was_closed > NEVER and end <= was_closed:  # emitted before
                     continue
@@ -287,4 +303,4 @@ class PaneWindows:
                 state.set(INDEX, kept)
             else:
                 state.delete(INDEX)
-        return bool(kept)
+        return due if kept else None

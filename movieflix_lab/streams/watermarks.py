@@ -17,15 +17,15 @@ late in *its own source partition's order*. Three parts:
   progress crosses a pane boundary it also writes a small *watermark marker* to every
   re-keyed partition, through the app's own producer (so a marker is part of the checkpoint,
   transactional under exactly-once, and ordered with the partition's records).
-- **Quiet partitions**: a partition with nothing left to read and no record for
-  ``idle_timeout_s`` (wall clock) moves on with the wall clock from its last event time
-  (markers at most once a pane of wall time): live, its next record will be about that
-  late, so it holds the others back by at most a pane; replayed or compressed traffic,
-  whose event time runs far faster than the wall clock, still waits for it. Excluding
-  quiet partitions outright (Flink's idleness) let a simulated hour read in seconds close
-  windows a quiet partition still had records for. A partition that never held a record
-  counts at the wall clock; one whose last event time this instance does not know (it has
-  read nothing from it since it started) takes it from the broker (its largest timestamp).
+- **Quiet partitions**: a partition with nothing left to read (asked of the broker) and no
+  record for ``idle_timeout_s`` (wall clock) moves on with the wall clock from its last
+  event time, announced once a pane of wall time: live, its next record will be about that
+  late, so it holds the others back by about a pane; replayed or compressed traffic, whose
+  event time runs far faster than the wall clock, still waits for it. Excluding quiet
+  partitions outright (Flink's idleness) let a simulated hour read in seconds close windows
+  a quiet partition still had records for. A partition whose last event time this instance
+  does not know (it has read nothing from it since it started) is announced at its largest
+  timestamp (from the broker); an empty one holds nothing back until its first record.
 - **After the re-key**, :class:`WatermarkClock` (used by the windows) keeps, per re-keyed
   partition, each source partition's closable boundary, and the watermark: their minimum.
   Windows close when the watermark passes their end plus the grace period. A partition never
@@ -35,10 +35,12 @@ late in *its own source partition's order*. Three parts:
   the partitions were interleaved; any other record's windows are still open (the watermark
   is at most its partition's progress), so it is counted. Results therefore depend only on
   each partition's own order: the same input gives the same windows whatever the fetch
-  sizes, speed, restarts or number of instances. The one exception is a quiet partition's
-  wall-clock progress: a record older than it minus the grace is late (its partition's
-  stamp includes the announced progress; only across a restart can a window have closed on
-  it unseen, and then the record is counted late with reason ``quiet``).
+  sizes, speed, restarts or number of instances. The exceptions are the live cases the
+  quiet rule exists for: a record older than its quiet partition's wall-clock progress
+  minus the grace is late (the partition's stamps include the announced progress), and a
+  record that lands in a window closed meanwhile — the first records of a partition that
+  was empty, or one across a restart after a wall-clock announcement — is counted late
+  with reason ``quiet``.
 
 Why this design, against the leads weighed:
 
@@ -59,9 +61,9 @@ from __future__ import annotations
 import json
 import struct
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from confluent_kafka import TopicPartition
 from quixstreams import Application, message_context
@@ -74,24 +76,32 @@ __all__ = [
     "Advance",
     "SourceClock",
     "WatermarkClock",
-    "is_marker",
+    "encode_stamp",
+    "marker",
     "partition_state",
 ]
 
-#: The header of a stamped record: ``topic/partition/progress/partitions``.
+#: The header of a stamped record: its partition's progress before it, the partition and the
+#: partition count (``>qhh``, 12 bytes).
 WM_HEADER = "movieflix-wm"
 #: A watermark marker's key and value field (a marker is ``{MARKER_FIELD: {...}}``).
 MARKER_KEY = "~watermark"
 MARKER_FIELD = "movieflix-watermark"
 #: Progress of a partition nothing was read from yet.
 NEVER = -(2**62)
+#: A marker's progress for a partition with an empty log: it holds nothing back.
+EMPTY = 2**62
 #: The prefix of partition-wide state entries (message keys are JSON: they start otherwise).
 PARTITION_PREFIX = b"\x00partition"
 _PROGRESS = struct.Struct(">q")
+_STAMP = struct.Struct(">qhh")
 #: A ``set_headers`` function: (value, key, timestamp, headers) → headers.
 HeaderStep = Callable[[Any, Any, int, Any], Any]
 #: The source partition's progress, in its partition-wide state (stored once a pane).
 PROGRESS = "wm:progress"
+#: After the re-key: a source partition's boundary (``wm:src:<partition>``), and the
+#: boundary windows are closed up to.
+SOURCE, CLOSED = "wm:src:", "wm:closed"
 
 
 def partition_state(state: State) -> State:
@@ -107,10 +117,6 @@ def partition_state(state: State) -> State:
     )
 
 
-def is_marker(value: Any) -> bool:
-    return isinstance(value, dict) and MARKER_FIELD in value
-
-
 def floor_to(ms: int, step: int) -> int:
     """``ms`` rounded down to a multiple of ``step`` (NEVER stays NEVER).
 
@@ -120,19 +126,28 @@ def floor_to(ms: int, step: int) -> int:
     return NEVER if ms <= NEVER else ms - ms % step
 
 
-def _stamp(headers: Any) -> tuple[str, int, int] | None:
-    """``(source, progress_before, partitions)`` from a stamped record's headers.
+def encode_stamp(progress_before: int, partition: int, partitions: int) -> bytes:
+    """A record's ``movieflix-wm`` header value."""
+    return _STAMP.pack(progress_before, partition, partitions)
 
-    >>> _stamp([("movieflix-wm", b"watch-history/3/1200/6")])
-    ('watch-history/3', 1200, 6)
+
+def marker(partition: int, progress: int, partitions: int) -> dict[str, Any]:
+    """A watermark marker: source ``partition`` (of ``partitions``) has reached ``progress``."""
+    return {MARKER_FIELD: {"partition": partition, "progress": progress, "partitions": partitions}}
+
+
+def _stamp(headers: Any) -> tuple[int, int, int] | None:
+    """``(partition, progress_before, partitions)`` from a stamped record's headers.
+
+    >>> _stamp([("movieflix-wm", encode_stamp(1200, 3, 6))])
+    (3, 1200, 6)
     >>> _stamp(None) is None
     True
     """
     for name, raw in headers or ():
         if name == WM_HEADER:
-            text = raw.decode() if isinstance(raw, bytes) else str(raw)
-            where, progress, partitions = text.rsplit("/", 2)
-            return where, int(progress), int(partitions)
+            before, partition, partitions = _STAMP.unpack(raw)
+            return partition, before, partitions
     return None
 
 
@@ -152,7 +167,6 @@ class SourceClock:
     targets: tuple[str, int] | None = None
     _app: Application | None = None
     _source_topic: str | None = None
-    _stamp: bytes = b""
     _before: int = NEVER
     _partitions: int = 0
     #: Per partition: wall time of its last record (or of the first look at it).
@@ -168,10 +182,10 @@ class SourceClock:
 
     def apply_to(self, sdf: StreamingDataFrame, *, also: HeaderStep | None = None
                  ) -> StreamingDataFrame:  # fmt: skip
-        """``sdf`` with every record stamped (the clock keeps its progress in ``sdf``'s
-        default store; a plain apply, not a stateful one: state is touched once per
-        checkpoint and partition, and once per pane). ``also``: another header step to run
-        in the same one (each step costs a pass through Quix's stream per record)."""
+        """``sdf`` with every record stamped, in one header step (``also``: another header
+        step run in the same one; each step costs a pass through Quix's stream per record).
+        The progress lives in ``sdf``'s default store, touched once per checkpoint and
+        partition and once per pane, not through a stateful step per record."""
         sdf.register_store()
         stream_id, context = sdf.stream_id, sdf.processing_context
 
@@ -180,16 +194,16 @@ class SourceClock:
 
         self.transactions = transaction
         if also is None:
-            return sdf.apply(self, metadata=True).set_headers(self.headers)
+            return sdf.set_headers(self)
 
         def both(value: Any, key: Any, timestamp: int, headers: Any) -> Any:
-            return self.headers(value, key, timestamp, also(value, key, timestamp, headers))
+            return self(value, key, timestamp, also(value, key, timestamp, headers))
 
-        return sdf.apply(self, metadata=True).set_headers(both)
+        return sdf.set_headers(both)
 
     def __call__(self, value: Any, key: Any, timestamp: int, headers: Any) -> Any:
-        context = message_context()
-        partition = context.partition
+        """The record's headers with its stamp (the partition's progress before it)."""
+        partition = message_context().partition
         assert self.transactions is not None, "SourceClock.apply_to wires it to the app"
         transaction = self.transactions(partition)
         if self._read.get(partition) is not transaction:  # once per checkpoint: the stored one
@@ -197,10 +211,8 @@ class SourceClock:
             stored = _PROGRESS.unpack(raw)[0] if raw is not None else NEVER
             self._progress[partition] = max(stored, self._progress.get(partition, NEVER))
             self._read[partition] = transaction
-        before = self._progress[partition]
-        self._before = before
-        self._stamp = f"{context.topic}/{partition}/{before}/{self._partitions}".encode()
-        progress = max(before, timestamp)
+        before = self._before = self._progress[partition]
+        progress = timestamp if timestamp > before else before
         self._seen[partition] = time.monotonic()
         self._progress[partition] = progress
         if self._pane(progress) != self._pane(before):
@@ -209,7 +221,10 @@ class SourceClock:
             shared = transaction.as_state(prefix=PARTITION_PREFIX, timestamp=timestamp)
             shared.set_bytes(PROGRESS, _PROGRESS.pack(progress))
             self._send(partition, progress)
-        return value
+        stamp = (WM_HEADER, encode_stamp(before, partition, self._partitions))
+        if not headers:
+            return [stamp]
+        return [(n, raw) for n, raw in headers if n != WM_HEADER] + [stamp]
 
     def _pane(self, progress: int) -> int:
         return floor_to(progress - self.offset_ms if progress > NEVER else NEVER, self.tick_ms)
@@ -219,18 +234,11 @@ class SourceClock:
         """The progress of the current record's partition before it (NEVER: none)."""
         return self._before
 
-    def headers(
-        self, value: Any, key: Any, timestamp: int, headers: Sequence[tuple[str, str | bytes]]
-    ) -> list[tuple[str, str | bytes]]:
-        return [(n, raw) for n, raw in headers or () if n != WM_HEADER] + [(WM_HEADER, self._stamp)]
-
     def _send(self, partition: int, progress: int) -> None:
         if self.targets is None or self._app is None:
             return  # no re-key: the stamps alone carry the progress
         topic, count = self.targets
-        marker = {MARKER_FIELD: {"source": f"{self._source_topic}/{partition}",
-                                 "progress": progress, "partitions": self._partitions}}  # fmt: skip
-        raw = json.dumps(marker).encode()
+        raw = json.dumps(marker(partition, progress, self._partitions)).encode()
         key = json.dumps(MARKER_KEY).encode()
         out = self._app._processing_context.producer
         for target in range(count):
@@ -238,8 +246,10 @@ class SourceClock:
         self.markers += count
 
     def tick(self) -> None:
-        """Quiet partitions (nothing left to read, no record for the timeout) move on with
-        the wall clock from their last event time, announced at most once a pane."""
+        """Quiet partitions (nothing left to read, no record for the timeout): one whose
+        progress this instance knows moves on with the wall clock, announced once a pane of
+        wall time; one it does not know is announced at its largest timestamp (from the
+        broker), or as empty."""
         now = time.monotonic()
         if self._app is None or now - self._checked < min(1.0, self.idle_timeout_s / 2):
             return
@@ -252,30 +262,34 @@ class SourceClock:
         for tp in assigned:
             partition = tp.partition
             quiet_for = now - self._seen.setdefault(partition, now)
-            if quiet_for < self.idle_timeout_s:
+            known = self._progress.get(partition)
+            if quiet_for < self.idle_timeout_s or (
+                known is not None and quiet_for * 1000 < self.tick_ms
+            ):
                 continue
             drained = self._drained(consumer, tp)
             if drained is None:
                 continue
-            last = self._progress.get(partition)
-            if last is None:
-                last = self._last_timestamp(tp) if drained else int(time.time() * 1000)
-                if last is None:
+            if known is None:
+                found = self._last_timestamp(tp) if drained else EMPTY
+                if found is None:
                     continue
-                self._seen[partition] = now  # wall time counts from here
-                quiet_for = 0.0
-            moved = last + int(quiet_for * 1000)
-            if self._pane(moved) != self._pane(self._progress.get(partition, NEVER)):
-                self._progress[partition] = moved
-                self._seen[partition] = now
-                self._send(partition, moved)
+                if found != EMPTY:
+                    self._progress[partition] = found
+                moved = found
+            else:
+                moved = self._progress[partition] = known + int(quiet_for * 1000)
+            self._seen[partition] = now
+            self._send(partition, moved)
 
     @staticmethod
     def _drained(consumer: Any, tp: TopicPartition) -> bool | None:
-        """None: records left to read (or unknown); True: drained; False: an empty log."""
+        """None: records left to read (or unknown); True: drained; False: an empty log.
+        Asks the broker (a cached high watermark can lag behind the log)."""
+        where = TopicPartition(tp.topic, tp.partition)
         try:
-            low, high = consumer.get_watermark_offsets(tp, cached=True)
-            (position,) = consumer.position([TopicPartition(tp.topic, tp.partition)])
+            low, high = consumer.get_watermark_offsets(where, timeout=2)
+            (position,) = consumer.position([where])
         except Exception:  # unknown: not quiet
             return None
         if high is None or high < 0:
@@ -313,16 +327,14 @@ class SourceClock:
         app._dataframe_registry.register_periodic_task(self.tick)
 
 
-@dataclass(frozen=True)
-class Advance:
+class Advance(NamedTuple):
     """The watermark of a re-keyed partition moved: windows ending in (before, after] close."""
 
     before: int
     after: int
 
 
-@dataclass(frozen=True)
-class Observation:
+class Observation(NamedTuple):
     """What :meth:`WatermarkClock.observe` learnt from one record."""
 
     marker: bool
@@ -333,83 +345,96 @@ class Observation:
     advance: Advance | None
 
 
+class _View:
+    """One re-keyed partition's watermark entries in one transaction (read once each)."""
+
+    __slots__ = ("boundaries", "closed", "shared")
+
+    def __init__(self, shared: State) -> None:
+        self.shared = shared
+        raw = shared.get_bytes(CLOSED)
+        self.closed = _PROGRESS.unpack(raw)[0] if raw is not None else NEVER
+        #: Source partition → its closable boundary (absent: not read yet).
+        self.boundaries: dict[int, int | None] = {}
+
+    def boundary(self, partition: int) -> int | None:
+        if partition not in self.boundaries:
+            raw = self.shared.get_bytes(f"{SOURCE}{partition}")
+            self.boundaries[partition] = _PROGRESS.unpack(raw)[0] if raw is not None else None
+        return self.boundaries[partition]
+
+
 class WatermarkClock:
     """After a re-key: the watermark of a re-keyed partition, from stamps and markers.
 
-    State (partition-wide, fixed-size bytes): per source partition ``wm:src:<source>`` its
-    closable boundary (progress minus ``grace_ms``, rounded down to ``pane_ms``), and
+    State (partition-wide, fixed-size bytes): per source partition ``wm:src:<partition>``
+    its closable boundary (progress minus ``grace_ms``, rounded down to ``pane_ms``), and
     ``wm:closed``: the boundary windows are closed up to. A source's entry is written when
-    its boundary moves (once a pane of event time) and read once per checkpoint.
+    its boundary moves (once a pane of event time); the entries are read once per
+    checkpoint (a new owner, a recovery or an aborted checkpoint come with a new
+    transaction), not per record.
     """
 
     def __init__(self, *, grace_ms: int, pane_ms: int) -> None:
         self.grace_ms = grace_ms
         self.pane_ms = pane_ms
-        #: Per transaction (one per re-keyed partition and checkpoint): the entries read.
-        self._views: dict[Any, dict[str, int]] = {}
+        self._views: dict[Any, _View] = {}
 
-    def _view(self, shared: State) -> dict[str, int]:
-        """The entries of ``shared``'s partition read so far in its current transaction:
-        state is read once per checkpoint, not per record (a new owner, a recovery or an
-        aborted checkpoint come with a new transaction)."""
-        transaction = shared._transaction  # type: ignore[attr-defined]
+    def shared(self, state: State) -> State:
+        """The partition-wide state beside a key's ``state`` (cached per transaction)."""
+        return self._view(state).shared
+
+    def _view(self, state: State) -> _View:
+        transaction = state._transaction  # type: ignore[attr-defined]
         view = self._views.get(transaction)
         if view is None:
             if len(self._views) > 64:
                 self._views.clear()
-            view = self._views[transaction] = {}
+            view = self._views[transaction] = _View(partition_state(state))
         return view
 
-    def _get(self, shared: State, view: dict[str, int], entry: str) -> int | None:
-        if entry not in view:
-            raw = shared.get_bytes(entry)
-            if raw is None:
-                return None
-            view[entry] = _PROGRESS.unpack(raw)[0]
-        return view[entry]
+    def closed(self, state: State) -> int:
+        """Windows ending at or before it have been emitted."""
+        return self._view(state).closed
 
-    def _set(self, shared: State, view: dict[str, int], entry: str, value: int) -> None:
-        shared.set_bytes(entry, _PROGRESS.pack(value))
-        view[entry] = value
-
-    def closed(self, shared: State) -> int:
-        found = self._get(shared, self._view(shared), "wm:closed")
-        return NEVER if found is None else found
-
-    def observe(self, value: Any, timestamp: int, headers: Any, shared: State) -> Observation:
-        closed = self.closed(shared)
-        marker = is_marker(value)
+    def observe(self, value: Any, timestamp: int, headers: Any, state: State) -> Observation:
+        """Learn from one record (stamped) or marker of a re-keyed partition (``state``: the
+        record's key's, or the partition-wide one)."""
+        view = self._view(state)
+        closed = view.closed
+        marker = isinstance(value, dict) and MARKER_FIELD in value
         if marker:
             info = value[MARKER_FIELD]
-            source, progress, partitions = info["source"], info["progress"], info["partitions"]
+            source, progress, partitions = info["partition"], info["progress"], info["partitions"]
             late_until, reason = closed, "closed"
         else:
             stamp = _stamp(headers)
             if stamp is None:  # not stamped (a test feeding the windows directly): own time
                 return Observation(False, closed, "closed", None)
             source, before, partitions = stamp
-            progress = max(before, timestamp)
+            progress = timestamp if timestamp > before else before
             own = before - self.grace_ms if before > NEVER else NEVER
             late_until, reason = (own, "late") if own >= closed else (closed, "quiet")
-        boundary = floor_to(progress - self.grace_ms if progress > NEVER else NEVER, self.pane_ms)
-        view = self._view(shared)
-        entry = "wm:src:" + source
-        old = self._get(shared, view, entry)
-        if old is not None and boundary <= old:
-            return Observation(marker, late_until, reason, None)
-        self._set(shared, view, entry, boundary if old is None else max(old, boundary))
-        watermark = self._watermark(shared, view, source.rpartition("/")[0], partitions)
-        if watermark <= closed:
-            return Observation(marker, late_until, reason, None)
-        self._set(shared, view, "wm:closed", watermark)
-        return Observation(marker, late_until, reason, Advance(closed, watermark))
-
-    def _watermark(self, shared: State, view: dict[str, int], topic: str, partitions: int) -> int:
-        """The minimum boundary over the source partitions (NEVER while one is unheard of)."""
-        boundaries = []
+        old = view.boundary(source)
+        if progress == EMPTY:  # an empty partition holds nothing back until it has records
+            if old is not None:
+                return Observation(marker, late_until, reason, None)
+            boundary = EMPTY
+        else:
+            boundary = floor_to(progress - self.grace_ms if progress > NEVER else NEVER,
+                                self.pane_ms)  # fmt: skip
+            if old is not None and old != EMPTY and boundary <= old:
+                return Observation(marker, late_until, reason, None)
+        view.boundaries[source] = boundary
+        view.shared.set_bytes(f"{SOURCE}{source}", _PROGRESS.pack(boundary))
+        watermark = EMPTY
         for partition in range(partitions):
-            found = self._get(shared, view, f"wm:src:{topic}/{partition}")
-            if found is None:
-                return NEVER
-            boundaries.append(found)
-        return min(boundaries)
+            found = view.boundary(partition)
+            if found is None:  # never heard of: it holds every window back
+                return Observation(marker, late_until, reason, None)
+            watermark = min(watermark, found)
+        if watermark == EMPTY or watermark <= closed:
+            return Observation(marker, late_until, reason, None)
+        view.closed = watermark
+        view.shared.set_bytes(CLOSED, _PROGRESS.pack(watermark))
+        return Observation(marker, late_until, reason, Advance(closed, watermark))

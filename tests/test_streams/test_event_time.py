@@ -23,6 +23,7 @@ from movieflix_lab.kafka.catalog import create_topics, partition_for_user
 from movieflix_lab.kafka.client import consumer
 from movieflix_lab.kafka.event_writer import EventWriter
 from movieflix_lab.lab.reconcile import Reconciliation, reconcile_analytics
+from movieflix_lab.reports import run_report
 from movieflix_lab.simulate import SimulationConfig, Simulator
 from movieflix_lab.sinks.parquet import read_results
 from movieflix_lab.streams.app import LATE_EVENTS_TOPIC
@@ -111,6 +112,15 @@ def test_a_four_hour_backlog_with_late_devices_equals_the_batch(broker: Settings
     searches = late_events - viewings
     assert len(searches) == result.checks[2].late_records
     assert summary.late_events.total() == len(late)
+
+    # The same reconciliation as a report a person reads (05-stream-vs-batch).
+    report = run_report(broker, "stream-vs-batch", {})
+    assert report.status == "succeeded", report.manifest["error"]
+    numbers = report.manifest["key_numbers"]
+    assert numbers["reconciled"] is True
+    assert {name: n["closed"] for name, n in numbers.items() if name != "reconciled"} == {
+        check.spec.name: check.closed for check in result.checks
+    }
 
 
 def test_a_five_day_sparse_backlog_equals_the_batch(broker: Settings) -> None:

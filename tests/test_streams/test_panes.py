@@ -18,7 +18,14 @@ from typing import Any
 import pytest
 
 from movieflix_lab.streams.panes import INDEX, KEYS, PaneWindows, Shape
-from movieflix_lab.streams.watermarks import MARKER_FIELD, NEVER, PARTITION_PREFIX, WM_HEADER
+from movieflix_lab.streams.watermarks import (
+    EMPTY,
+    NEVER,
+    PARTITION_PREFIX,
+    WM_HEADER,
+    encode_stamp,
+    marker,
+)
 
 MINUTE = 60_000
 PARTITIONS = 4
@@ -87,15 +94,14 @@ def _interleave(rng: random.Random, partitions: list[list[Record]], chunk: int) 
                 break
             record = partitions[partition][cursors[partition]]
             cursors[partition] += 1
-            stamp = f"t/{partition}/{progress[partition]}/{len(partitions)}".encode()
+            stamp = encode_stamp(progress[partition], partition, len(partitions))
             progress[partition] = max(progress[partition], record[2])
             out.append((record, [(WM_HEADER, stamp)]))
     return out
 
 
 def _marker(partition: int, progress: int) -> dict[str, Any]:
-    return {MARKER_FIELD: {"source": f"t/{partition}", "progress": progress,
-                           "partitions": PARTITIONS}}  # fmt: skip
+    return marker(partition, progress, PARTITIONS)
 
 
 def _run(windows: PaneWindows, stream: list[Any], store: DictStore) -> list[dict[str, Any]]:
@@ -186,22 +192,33 @@ def test_a_partition_never_heard_of_holds_every_window_back() -> None:
     out = []
     for partition in range(PARTITIONS - 1):
         for ts in (0, 100 * MINUTE):
-            stamp = f"t/{partition}/{0 if ts else NEVER}/{PARTITIONS}".encode()
+            stamp = encode_stamp(0 if ts else NEVER, partition, PARTITIONS)
             out += windows({"x": 1.0}, "k", ts, [(WM_HEADER, stamp)], store.as_state("k"))  # type: ignore[arg-type]
     assert out == []
-    # The last partition, empty, announced at the wall clock (far ahead): the others'
-    # progress closes the windows.
+    # The last partition, announced empty: the others' progress closes the windows.
     out += windows(
-        _marker(PARTITIONS - 1, 10**13), "~watermark", 0, None, store.as_state("~watermark")
+        _marker(PARTITIONS - 1, EMPTY), "~watermark", 0, None, store.as_state("~watermark")
     )  # type: ignore[arg-type]
     assert [(r["start"], r["count"]) for r in out] == [(0, PARTITIONS - 1)]
-    assert store.as_state(PARTITION_PREFIX).get(KEYS) == ["k"]
+    assert list(store.as_state(PARTITION_PREFIX).get(KEYS)) == ["k"]
+
+
+def test_partitions_that_are_all_empty_close_nothing() -> None:
+    windows = PaneWindows((Shape("t", 30 * MINUTE, 30 * MINUTE),), field="x", grace_ms=0)
+    store = DictStore()
+    out = []
+    for partition in range(PARTITIONS):
+        out += windows(_marker(partition, EMPTY), "~watermark", 0, None,
+                       store.as_state("~watermark"))  # type: ignore[arg-type]  # fmt: skip
+    stamp = encode_stamp(NEVER, 0, PARTITIONS)
+    out += windows({"x": 1.0}, "k", 10 * MINUTE, [(WM_HEADER, stamp)], store.as_state("k"))  # type: ignore[arg-type]
+    assert out == []  # the record is counted in an open window, not late
 
 
 def test_a_record_late_for_every_window_opens_no_pane() -> None:
     windows = PaneWindows((Shape("t", 30 * MINUTE, 30 * MINUTE),), field="x", grace_ms=0)
     store = DictStore()
-    stamp = f"t/0/{100 * MINUTE}/1".encode()
+    stamp = encode_stamp(100 * MINUTE, 0, 1)
     assert windows({"x": 1.0}, "k", 10 * MINUTE, [(WM_HEADER, stamp)], store.as_state("k")) == []  # type: ignore[arg-type]
     assert not any(key[1].startswith("panes:") for key in store.data)
 
