@@ -269,6 +269,8 @@ class PromptTopicAdmin(TopicAdmin):
     Quix creates an app's internal topics (changelogs, repartitions) one at a time and checks
     each creation once a second, so an app's first start waited over a second per topic
     (seven for the analytics app) for creations the broker finishes in milliseconds.
+    This one asks for them in one request and returns once the cluster's metadata lists
+    them.
     """
 
     def create_topics(
@@ -300,6 +302,13 @@ class PromptTopicAdmin(TopicAdmin):
                 raise CreateTopicTimeout(f"no answer creating topic {name!r}") from None
         if failed:
             raise CreateTopicFailure(f"could not create topics: {failed}")
+        # Created is not yet visible: the broker answering the next metadata request may
+        # not know the topic yet (Quix's second of waiting hid that).
+        deadline = time.monotonic() + finalize_timeout
+        while missing := [t.name for t in new if t.name not in self.list_topics(timeout)]:
+            if time.monotonic() > deadline:
+                raise CreateTopicTimeout(f"created topics never appeared: {missing}")
+            time.sleep(0.05)
 
 
 def group_name(settings: Settings, name: str) -> str:

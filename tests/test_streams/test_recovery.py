@@ -234,6 +234,43 @@ def test_two_instances_split_the_partitions_and_agree_with_one(backlog, tmp_path
     _assert_exact(settings, _expected(events))
 
 
+@pytest.mark.parametrize("backlog", [KILLS], indirect=True, ids=["300k"])
+def test_an_instance_added_halfway_through_a_catch_up(backlog, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A second instance joins while the first is mid-backlog: the partitions it takes over
+    bring their state and their watermark progress with them (changelogs), the first
+    instance's clock forgets them, and no window closes early or counts a record late."""
+    base, events = backlog
+    settings = with_settings(base, data_dir=tmp_path / "data", stream_group_prefix="join-")
+    env = cli_env(settings, MOVIEFLIX_STREAM_COMMIT_INTERVAL_S="0.5",
+                  MOVIEFLIX_STREAM_GROUP_PREFIX="join-")  # fmt: skip
+    progress = _Progress(settings, "join-analytics")
+    first = _start(env, "--instance", "a", "--timeout", "5", *EOS)
+    deadline = time.monotonic() + 120
+    while progress.share() < 0.15 and time.monotonic() < deadline:
+        assert first.poll() is None, first.stderr.read() if first.stderr else ""
+        time.sleep(0.05)
+    joined_at = progress.share()
+    second = _start(env, "--instance", "b", "--timeout", "5", *EOS)
+    said = []
+    for app in (first, second):
+        assert app.wait(300) == 0, app.stderr.read() if app.stderr else ""
+        said.append(app.stdout.read() if app.stdout else "")
+    progress.close()
+    print(f"second instance joined at {joined_at:.0%} read")
+    assert 0.15 <= joined_at < 0.9, joined_at  # mid-run, not after the end
+    assert outstanding(settings, "analytics", "exactly-once", exact=True) == 0, said
+    stores = list((settings.state_dir / "analytics" / "b").rglob("*"))
+    assert any(p.is_dir() and p.name.isdigit() for p in stores), "b took no partition"
+    for run in said:  # nothing counted late while the partitions moved
+        assert "0 late events" in run, run
+    heartbeats(settings, max(e.timestamp_ms for e in events))
+    close = run_cli("stream", "analytics", "--timeout", "3", "--grace", GRACE,
+                    "--instance", "a", *EOS, env=env)  # fmt: skip
+    assert close.returncode == 0, close.stderr
+    assert "0 late events" in close.stdout, close.stdout
+    _assert_exact(settings, _expected(events))
+
+
 @pytest.mark.parametrize("guarantee", ["exactly-once", "at-least-once"])
 def test_fraud_and_recs_sigkilled_three_times(backlog, tmp_path: Path, guarantee: str) -> None:  # type: ignore[no-untyped-def]
     """The fraud and recs apps, killed together three times: the rules' alerts are those of
