@@ -331,11 +331,11 @@ def ip_rules_step(
     The exact number of distinct accounts tried from ``ip`` in the densest window of
     ``stuffing_window`` that holds this attempt. An IP's attempts come from every partition
     of ``login-events`` through a repartition topic, so they may arrive out of event-time
-    order: each account's latest attempt is kept for two windows behind ``horizon_ms`` (by
-    default the newest attempt seen, which is right for events in time order; a caller that
-    knows an event-time watermark over the source partitions passes it, since evicting
-    behind the newest attempt *read* can drop accounts a slower partition still has attempts
-    for), and windows are placed around each attempt's own time, not the arrival order.
+    order: each account's latest attempt is kept for two windows behind ``horizon_ms`` (the
+    event-time watermark over the source partitions, in a stream app; by default the newest
+    attempt seen, which is the same for events in time order), and windows are placed
+    around each attempt's own time, not the arrival order. Evicting behind the newest
+    attempt *read* instead would drop accounts a slower partition still has attempts for.
     (So the alert is the same whatever the arrival order; its ``window_start`` — and with
     it the alert id — can differ by the order in which the app happened to read the partitions.)
     """

@@ -7,7 +7,9 @@ the record already sits in its user's partition). Each event runs through
 :class:`~movieflix_lab.fraud.detector.FraudDetector` with that user's memory from Quix state
 (RocksDB with a changelog topic: it survives restarts, and moves with its partition when
 instances are added). Logins are also re-keyed by IP (a repartition topic) for the
-credential-stuffing rule, with one memory per IP.
+credential-stuffing rule, with one memory per IP; its memory horizon is the IP partition's
+event-time watermark over the login partitions (:mod:`movieflix_lab.streams.watermarks`),
+so a catch-up that reads one partition far ahead of another forgets nothing still needed.
 
 The River model is one object per instance, checkpointed to ``fraud_model_dir`` every
 ``checkpoint_every`` events and when the app stops, and reloaded at start. With several
@@ -46,12 +48,15 @@ from movieflix_lab.kafka.catalog import (
 )
 from movieflix_lab.kafka.serde import EventDeserializer
 from movieflix_lab.streams.regroup import Replays, regroup
+from movieflix_lab.streams.watermarks import SourceClock, WatermarkClock
 
 __all__ = ["FRAUD_INPUTS", "FraudApp", "FraudOptions", "UserKey", "build", "options_from"]
 
 logger = logging.getLogger(__name__)
 
 FRAUD_INPUTS = (USER_INTERACTIONS.name, LOGIN_EVENTS.name, SEARCH_EVENTS.name, WATCH_HISTORY.name)
+#: The IP partitions' watermark moves in steps of this much event time.
+WATERMARK_TICK_MS = 60_000
 #: Per-user and per-IP memories of entities idle this long are dropped.
 STATE_TTL = timedelta(days=7)
 
@@ -103,6 +108,10 @@ class FraudApp:
     options: FraudOptions
     clock: Callable[[], float] = time.time
     processed: int = 0
+    #: The IP partition's event-time watermark (the stuffing rule's memory horizon).
+    watermark: WatermarkClock = field(
+        default_factory=lambda: WatermarkClock(grace_ms=0, pane_ms=WATERMARK_TICK_MS)
+    )
 
     def _checkpoint(self) -> None:
         self.processed += 1
@@ -130,8 +139,15 @@ class FraudApp:
     def on_ip_login(
         self, value: dict[str, Any], key: str, timestamp: int, headers: Any, state: State
     ) -> list[dict[str, Any]]:
+        if self.watermark.observe(value, timestamp, headers, state).marker:
+            return []
+        # Until every login partition has been heard of the watermark is NEVER, and the
+        # memory forgets nothing (the newest attempt read is no horizon: a partition not
+        # read yet may hold attempts older than it).
+        horizon = self.watermark.closed(state)
         memory = state.get("memory") or {}
-        alerts = self.detector.ip_step(memory, value, timestamp, int(self.clock() * 1000))
+        alerts = self.detector.ip_step(memory, value, timestamp, int(self.clock() * 1000),
+                                       horizon)  # fmt: skip
         state.set("memory", memory, ttl=STATE_TTL)
         return self._records(alerts)
 
@@ -171,6 +187,8 @@ def build(
         exactly_once=app.config.exactly_once,
         replays=replays,
         ttl=STATE_TTL,
+        app=app,
+        clock=SourceClock(tick_ms=WATERMARK_TICK_MS),
     )
     ip_alerts = by_ip.apply(fraud.on_ip_login, stateful=True, metadata=True, expand=True)
     ip_alerts.to_topic(signals, key=entity)

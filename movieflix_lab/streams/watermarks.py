@@ -241,8 +241,14 @@ class SourceClock:
         raw = json.dumps(marker(partition, progress, self._partitions)).encode()
         key = json.dumps(MARKER_KEY).encode()
         out = self._app._processing_context.producer
+        # Stamped with the event time it announces, not the wall clock: Quix hands an app
+        # the records of its topics' same-numbered partitions in timestamp order, so a marker
+        # stamped "now" in a re-keyed partition held every record behind it until the other
+        # partitions' records caught up with the wall clock (fraud alerts waited seconds).
+        now_ms = int(time.time() * 1000)
+        at = progress if 0 <= progress <= now_ms else now_ms
         for target in range(count):
-            out.produce(topic=topic, value=raw, key=key, partition=target)
+            out.produce(topic=topic, value=raw, key=key, partition=target, timestamp=at)
         self.markers += count
 
     def tick(self) -> None:

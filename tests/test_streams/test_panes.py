@@ -51,7 +51,7 @@ class DictState:
         raw = self._transaction.data.get((self.prefix, key))
         return default if raw is None else json.loads(raw)
 
-    def set(self, key: str, value: Any) -> None:
+    def set(self, key: str, value: Any, ttl: Any = None) -> None:
         self._transaction.data[(self.prefix, key)] = json.dumps(value).encode()
 
     def get_bytes(self, key: str, default: bytes | None = None) -> bytes | None:
