@@ -16,14 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import OffsetSpec
 
 from movieflix_lab.config import Settings
 from movieflix_lab.kafka.client import admin_client, consumer
 from movieflix_lab.kafka.exceptions import TopicError
 
-__all__ = ["PartitionLag", "consumer_lag", "unread"]
+__all__ = ["PartitionLag", "committed_offsets", "consumer_lag", "unread"]
 
 #: The groups the kit's own apps use.
 GROUP_PREFIX = "movieflix-"
@@ -43,20 +43,27 @@ _RETRIABLE = {KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRES
               KafkaError.COORDINATOR_NOT_AVAILABLE}  # fmt: skip
 
 
+def committed_offsets(
+    reader: Consumer, partitions: list[TopicPartition], timeout: float = 30.0
+) -> list[TopicPartition]:
+    """``reader``'s group's committed offsets of ``partitions`` (an OffsetFetch, without
+    joining the group); retries while the group's coordinator is moving or loading."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return list(reader.committed(partitions, timeout=timeout))
+        except KafkaException as exc:
+            if exc.args[0].code() not in _RETRIABLE or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 def _committed(
     settings: Settings, group: str, partitions: list[TopicPartition], timeout: float
 ) -> list[TopicPartition]:
-    """The group's committed offsets; retries while its coordinator is moving or loading."""
     reader = consumer(settings, group_id=group, **{"enable.auto.commit": False})
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                return list(reader.committed(partitions, timeout=timeout))
-            except KafkaException as exc:
-                if exc.args[0].code() not in _RETRIABLE or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.25)
+        return committed_offsets(reader, partitions, timeout)
     finally:
         reader.close()
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 import struct
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -252,53 +253,81 @@ class PaneWindows:
         """Emit ``key``'s windows the watermark closed; drop the panes no open window needs;
         the end of its next window due (None: it holds no pane)."""
         index: list[int] = state.get(INDEX) or []
-        panes = {p: _PANE.unpack(state.get_bytes(PANE + str(p)) or b"") for p in index}
-        tallies = {p: self._tally(state, p) for p in index} if self.tally is not None else {}
+        # Read only for the windows emitted now: a catch-up can hold many panes ahead of
+        # the watermark (a partition read hours ahead of the slowest), and an advance would
+        # read them all again for nothing.
+        panes: dict[int, tuple[int, float]] = {}
+
+        def pane_of(pane: int) -> tuple[int, float]:
+            if pane not in panes:
+                panes[pane] = _PANE.unpack(state.get_bytes(PANE + str(pane)) or b"")
+            return panes[pane]
+
+        tallies: dict[int, dict[str, int]] = {}
+
+        def tally(pane: int) -> dict[str, int]:
+            if pane not in tallies:
+                tallies[pane] = self._tally(state, pane)
+            return tallies[pane]
+
         was_closed, closed = advance.before, advance.after
         due = NOTHING_DUE
         for shape in self.shapes:
             size = shape.duration_ms
-            for start in sorted({s for p in index for s in shape.starts(p)}):
+            # The windows holding a pane, oldest first (the index is sorted): a window with
+            # no pane is skipped to the first window over the next pane.
+            start = next(shape.starts(index[0])) if index else None
+            while start is not None:
                 end = start + size
+                low, high = bisect_left(index, start), bisect_left(index, end)
+                if low == high:
+                    start = next(shape.starts(index[low])) if low < len(index) else None
+                    continue
                 if end > closed:  # this one and the later ones are open
                     due = min(due, end)
                     break
+                inside = index[low:high]
+                start += shape.step_ms
                 if was_closed > NEVER and end <= was_closed:  # emitted before
                     continue
-                inside = [p for p in index if start <= p < end]
-                entry = f"{ADJUST}{shape.name}:{start}"
+                window_start = end - size
+                entry = f"{ADJUST}{shape.name}:{window_start}"
                 adjust = state.get(entry)
                 if adjust is not None:
                     state.delete(entry)
-                result = {"window": shape.name, "key": key, "start": start, "end": end,
-                          "count": sum(panes[p][0] for p in inside),
-                          "sum": sum(panes[p][1] for p in inside)}  # fmt: skip
+                result = {"window": shape.name, "key": key, "start": window_start, "end": end,
+                          "count": sum(pane_of(p)[0] for p in inside),
+                          "sum": sum(pane_of(p)[1] for p in inside)}  # fmt: skip
                 if adjust is not None:
                     result["count"] -= adjust["count"]
                     result["sum"] -= adjust["sum"]
                 if self.tally is not None:
                     merged: Counter[str] = Counter()
                     for p in inside:
-                        merged.update(tallies[p])
+                        merged.update(tally(p))
                     if adjust is not None:
                         merged.subtract(adjust["tally"])
                     result["tally"] = {item: n for item, n in merged.items() if n > 0}
                 if result["count"] > 0:
                     results.append(result)
         # A pane is needed while a window over it is open; the last one starts at the pane's
-        # own step boundary.
-        kept = []
+        # own step boundary. That end grows with the pane, so the panes dropped are the
+        # index's first ones.
+        dropped = 0
         for pane in index:
             if any(pane - pane % s.step_ms + s.duration_ms > closed for s in self.shapes):
-                kept.append(pane)
-            else:
-                state.delete(PANE + str(pane))
-                if self.tally is not None:
-                    where = f"{PANE}{pane}"
-                    for item in tallies[pane]:
-                        state.delete(where + ITEM + item)
-                    state.delete(where + ITEMS)
-        if kept != index:
+                break
+            dropped += 1
+        kept = index[dropped:]
+        for pane in index[:dropped]:
+            state.delete(PANE + str(pane))
+            if self.tally is not None:
+                where = f"{PANE}{pane}"
+                items = tallies[pane] if pane in tallies else state.get(where + ITEMS) or []
+                for item in items:
+                    state.delete(where + ITEM + item)
+                state.delete(where + ITEMS)
+        if dropped:
             if kept:
                 state.set(INDEX, kept)
             else:

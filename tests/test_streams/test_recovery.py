@@ -24,17 +24,19 @@ from pathlib import Path
 import polars as pl
 import psycopg
 import pytest
-from confluent_kafka import KafkaException, TopicPartition
+from confluent_kafka import TopicPartition
 
 from movieflix_lab.config import Settings
 from movieflix_lab.events.codec import to_record
 from movieflix_lab.fraud import FraudDetector
 from movieflix_lab.kafka.catalog import RECS_UPDATES, create_topics
 from movieflix_lab.kafka.client import consumer
-from movieflix_lab.kafka.lag import _RETRIABLE
+from movieflix_lab.kafka.lag import committed_offsets
 from movieflix_lab.kafka.reader import read_topic
+from movieflix_lab.lab.reconcile import reconcile_analytics
 from movieflix_lab.simulate import KafkaSink, SimulationConfig, Simulator, run_simulation
 from movieflix_lab.sinks.parquet import read_results
+from movieflix_lab.streams.app import group_name
 from movieflix_lab.streams.runner import GENRE_KEYS, outstanding
 from tests.fixtures import cli_env, run_cli, running_broker, with_settings
 from tests.postgres import fresh_database, postgres
@@ -89,15 +91,7 @@ class _Progress:
         self._partitions = [TopicPartition(topic, p) for p in partitions]
 
     def share(self) -> float:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                committed = self._reader.committed(self._partitions, timeout=10)
-                break
-            except KafkaException as exc:  # the coordinator still loading or moving
-                if exc.args[0].code() not in _RETRIABLE or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+        committed = committed_offsets(self._reader, self._partitions, timeout=30)
         done = sum(max(0, tp.offset) for tp in committed)
         return done / max(1, sum(self._ends.values()))
 
@@ -111,7 +105,15 @@ def _expected(events: list) -> pl.DataFrame:  # type: ignore[type-arg]
 
 def _assert_exact(settings: Settings, expected: pl.DataFrame, *, once: bool = True) -> None:
     """Every window as the batch computation says, in Parquet, PostgreSQL and the results
-    topic; with ``once`` (exactly-once), each window in the topic once."""
+    topic; with ``once`` (exactly-once), each window in the topic once. The genre tumbling
+    windows against the simulator's own events, every output (hopping genre windows, search
+    volume per user and in total with its top queries) against the reconciliation's batch
+    computation over the offsets the group read."""
+    reconciled = reconcile_analytics(settings, group=group_name(settings, "analytics"))
+    for check in reconciled.checks:
+        assert check.ok and check.closed > 10, (
+            check.line(), check.windows.filter(pl.col("status") != "equal").head()
+        )  # fmt: skip
     truth = {(r["genre"], r["window_start_ms"]): (r["count"], r["sum"])
              for r in expected.iter_rows(named=True)}  # fmt: skip
     emitted = _read_all(settings, "analytics.genre-watch-time.30m")
