@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from datetime import datetime
 from typing import Any, Literal
 
@@ -84,7 +85,11 @@ class _Bar:
 
     def __enter__(self) -> _Bar:
         if self._progress is not None:
-            self._progress.start()
+            # In a kernel without ipywidgets (a papermill report) rich warns and draws
+            # nothing; the warning would be printed in the published report.
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message='install "ipywidgets"')
+                self._progress.start()
         return self
 
     def update(self, done: int, total: int) -> None:
