@@ -245,8 +245,10 @@ class SourceClock:
         # the records of its topics' same-numbered partitions in timestamp order, so a marker
         # stamped "now" in a re-keyed partition held every record behind it until the other
         # partitions' records caught up with the wall clock (fraud alerts waited seconds).
+        # An empty partition's marker announces no time: it takes the slowest progress known.
         now_ms = int(time.time() * 1000)
-        at = progress if 0 <= progress <= now_ms else now_ms
+        announced = min(self._progress.values(), default=now_ms) if progress == EMPTY else progress
+        at = min(max(announced, 0), now_ms)
         for target in range(count):
             out.produce(topic=topic, value=raw, key=key, partition=target, timestamp=at)
         self.markers += count
