@@ -4,7 +4,7 @@
 
 On a broker of the benchmark's own, for each offered rate: the gateway and the three stream
 apps (analytics, fraud, recs) start as child processes, and paced traffic goes through the
-gateway for ``--seconds`` (``movieflix_lab.soak`` without a burst); each app's consumer lag is
+gateway for ``--seconds`` (``movieflix_lab.jobs.soak`` without a burst); each app's consumer lag is
 sampled every 2 s. A rate is *sustained* when the gateway accepted ≥ 0.95 of it and no app
 fell more than 5 s behind after warm-up (its lag in records over the rate) — the issue's goal
 is 20,000 events/s with lag under 5 s.
@@ -34,10 +34,10 @@ from stream_catchup import own_broker
 
 from movieflix_lab.config import PROJECT_ROOT, Settings
 from movieflix_lab.events import decode, encode
+from movieflix_lab.jobs.soak import SoakOptions, run_soak
 from movieflix_lab.kafka.client import consumer, producer
 from movieflix_lab.kafka.event_writer import route
 from movieflix_lab.simulate import SimulationConfig, Simulator
-from movieflix_lab.soak import SoakOptions, run_soak
 
 console = Console()
 LAG_GOAL_S = 5.0

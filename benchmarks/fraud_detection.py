@@ -5,7 +5,7 @@
 On a broker of its own (temporary, local), in one run:
 
 1. latency, per background rate: ``eval fraud``'s labelled scenario produced at that rate
-   through the fraud app (:func:`movieflix_lab.fraud_eval.run_fraud_eval`): the pipeline's
+   through the fraud app (:func:`movieflix_lab.jobs.fraud.run_fraud_eval`): the pipeline's
    latency (the event that raised an alert produced → the alert read from ``fraud-signals``)
    and each incident's (its decisive event → its first alert), with precision, recall and
    the River score's ROC-AUC. Anchor, same scenario, same rate: a raw confluent-kafka
@@ -39,7 +39,7 @@ from rich.console import Console
 from movieflix_lab.config import PROJECT_ROOT, Settings
 from movieflix_lab.events import decode
 from movieflix_lab.fraud.evaluate import percentile
-from movieflix_lab.fraud_eval import (
+from movieflix_lab.jobs.fraud import (
     FraudScenario,
     TimedSink,
     run_fraud_eval,

@@ -46,9 +46,9 @@ from common import Send, closed_loop, fixed_rate, free_port, write_results
 from rich.console import Console
 
 from movieflix_lab.config import Settings
-from movieflix_lab.demo import gateway_process, stream_process
 from movieflix_lab.events import WatchRecord
 from movieflix_lab.fraud.evaluate import percentile
+from movieflix_lab.jobs.demo import gateway_process, stream_process
 from movieflix_lab.kafka.broker import LocalBroker
 from movieflix_lab.kafka.catalog import create_topics, derived_topic
 from movieflix_lab.kafka.client import consumer, producer

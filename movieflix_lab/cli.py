@@ -551,7 +551,7 @@ def eval_fraud(
     """Precision, recall, F1 and alert latency of the fraud detectors against labels."""
     import json
 
-    from movieflix_lab.fraud_eval import FraudScenario, evaluate_from_topic, run_fraud_eval
+    from movieflix_lab.jobs.fraud import FraudScenario, evaluate_from_topic, run_fraud_eval
 
     s = settings()
     if from_topic:
@@ -632,7 +632,7 @@ def train_recs_command(
     ] = True,
 ) -> None:
     """Fit implicit ALS and save it as models/recs/<version>/ (latest points at it)."""
-    from movieflix_lab.recs_jobs import train_recs
+    from movieflix_lab.jobs.recs import train_recs
 
     s = settings()
     if data is None:
@@ -673,7 +673,7 @@ def eval_recs(
     """Precision, recall, NDCG, MAP @10 and coverage of ALS next to popularity."""
     import json
 
-    from movieflix_lab.recs_jobs import run_recs_eval
+    from movieflix_lab.jobs.recs import run_recs_eval
 
     with _step_bar(to_stderr=as_json) as bar:
         report = run_recs_eval(data=data, seed=seed, users=users, days=days, tune=tune,
@@ -700,7 +700,7 @@ def import_movielens_command(
     ] = False,
 ) -> None:
     """Read MovieLens ratings as watch-history; optionally replay them into Kafka."""
-    from movieflix_lab.recs_jobs import import_movielens
+    from movieflix_lab.jobs.recs import import_movielens
 
     s = settings()
     if replay:
@@ -830,7 +830,7 @@ def demo(
     """The main job end to end: broker, topics, stream apps, serve app, traffic, models."""
     import time
 
-    from movieflix_lab.demo import DemoOptions, DemoResult, run_demo
+    from movieflix_lab.jobs.demo import DemoOptions, DemoResult, run_demo
 
     options = DemoOptions(
         seed=seed, users=users, minutes=minutes, activity=activity, exit_after=exit_after
@@ -953,9 +953,9 @@ def soak(
 ) -> None:
     """Sustained traffic through the gateway into every stream app, with a burst halfway:
     lag bounded and back within 60 s, memory flat, nothing lost (results in reports/soak/)."""
+    from movieflix_lab.jobs.soak import SoakOptions, run_soak, write_soak
     from movieflix_lab.kafka.broker import LocalBroker
     from movieflix_lab.kafka.client import wait_until_reachable
-    from movieflix_lab.soak import SoakOptions, run_soak, write_soak
 
     s = settings()
     if s.uses_local_broker:

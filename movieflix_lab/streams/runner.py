@@ -135,7 +135,7 @@ def build_recs(
     stream: StreamApp, settings: Settings, options: AnalyticsOptions | None = None
 ) -> Callable[[], None]:
     """The recs app, and its background refit; returns what stops the refits."""
-    from movieflix_lab.recs_jobs import Refitter
+    from movieflix_lab.jobs.recs import Refitter
 
     create_topics(settings, specs=all_topics())
     recs.build(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from movieflix_lab.soak import SoakOptions, run_soak, write_soak
+from movieflix_lab.jobs.soak import SoakOptions, run_soak, write_soak
 from tests.fixtures import free_port, running_broker, with_settings
 
 

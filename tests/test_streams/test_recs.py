@@ -15,14 +15,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from movieflix_lab.config import Settings
-from movieflix_lab.demo import stream_process
 from movieflix_lab.events import WatchRecord
+from movieflix_lab.jobs.demo import stream_process
+from movieflix_lab.jobs.recs import train_recs
 from movieflix_lab.kafka.catalog import create_topics
 from movieflix_lab.kafka.client import consumer, watermarks
 from movieflix_lab.kafka.event_writer import EventWriter
 from movieflix_lab.recs.data import interactions_from_records
 from movieflix_lab.recs.store import latest_version, load_version
-from movieflix_lab.recs_jobs import train_recs
 from movieflix_lab.serve.app import create_app
 from movieflix_lab.simulate import SimulationConfig, Simulator
 from movieflix_lab.streams.runner import outstanding

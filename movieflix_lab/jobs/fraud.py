@@ -154,7 +154,7 @@ def _fraud_app(
         try:
             yield process
         finally:
-            from movieflix_lab.demo import _interrupt
+            from movieflix_lab.jobs.demo import _interrupt
 
             _interrupt(process, timeout=60)
 

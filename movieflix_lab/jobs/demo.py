@@ -216,7 +216,7 @@ def _reconcile(settings: Settings, result: DemoResult, *, wait_s: float = 30.0) 
 
 def _score_fraud(settings: Settings, labels: Path, config: Any) -> dict[str, Any]:
     """The fraud app's alerts on this run's traffic, against the run's labels."""
-    from movieflix_lab.fraud_eval import evaluate_from_topic
+    from movieflix_lab.jobs.fraud import evaluate_from_topic
 
     time.sleep(1.0)  # the last alerts in flight
     start = int(config.start.timestamp() * 1000)
@@ -228,7 +228,7 @@ def _score_fraud(settings: Settings, labels: Path, config: Any) -> dict[str, Any
 
 def _train_recs(settings: Settings, labels: Path, url: str, say: Say) -> dict[str, Any]:
     """Train on the run's watch-history; wait until the serve app serves the new version."""
-    from movieflix_lab.recs_jobs import train_recs
+    from movieflix_lab.jobs.recs import train_recs
 
     trained = train_recs(settings, movies_path=labels / "movies.parquet")
     say(f"recommendation model {trained['version']} trained on {trained['interactions']:,} "

@@ -271,7 +271,7 @@ def run_soak(
     progress: Callable[[float, dict[str, Any]], None] | None = None,
 ) -> SoakResult:
     """Run the soak on ``settings``' cluster (topics created if missing); see the module."""
-    from movieflix_lab.demo import gateway_process, stream_process
+    from movieflix_lab.jobs.demo import gateway_process, stream_process
     from movieflix_lab.kafka.catalog import create_topics, describe_topics
 
     create_topics(settings)
