@@ -39,18 +39,13 @@ from rich.console import Console
 from movieflix_lab.config import PROJECT_ROOT, Settings
 from movieflix_lab.events import decode
 from movieflix_lab.fraud.evaluate import percentile
-from movieflix_lab.jobs.fraud import (
-    FraudScenario,
-    TimedSink,
-    run_fraud_eval,
-    start_group_at_end,
-    wait_for_members,
-)
+from movieflix_lab.jobs.fraud import FraudScenario, run_fraud_eval
 from movieflix_lab.kafka.broker import LocalBroker
 from movieflix_lab.kafka.catalog import create_topics, derived_topic
 from movieflix_lab.kafka.client import consumer
+from movieflix_lab.kafka.groups import start_group_at_end, wait_for_members
 from movieflix_lab.kafka.tail import TopicTail
-from movieflix_lab.simulate import KafkaSink, SimulationConfig, run_simulation
+from movieflix_lab.simulate import KafkaSink, SimulationConfig, TimedSink, run_simulation
 from movieflix_lab.streams.fraud import FRAUD_INPUTS
 from movieflix_lab.streams.runner import outstanding, run_app
 

@@ -32,7 +32,7 @@ from common import Send, closed_loop, fixed_rate, percentile, write_results
 
 from movieflix_lab.config import get_settings
 from movieflix_lab.events import encode
-from movieflix_lab.jobs.demo import gateway_process
+from movieflix_lab.jobs.processes import gateway_process
 from movieflix_lab.kafka.broker import LocalBroker
 from movieflix_lab.kafka.catalog import create_topics
 from movieflix_lab.kafka.client import producer

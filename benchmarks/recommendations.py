@@ -48,12 +48,13 @@ from rich.console import Console
 from movieflix_lab.config import Settings
 from movieflix_lab.events import WatchRecord
 from movieflix_lab.fraud.evaluate import percentile
-from movieflix_lab.jobs.demo import gateway_process, stream_process
+from movieflix_lab.jobs.processes import gateway_process, stream_process
 from movieflix_lab.kafka.broker import LocalBroker
 from movieflix_lab.kafka.catalog import create_topics, derived_topic
 from movieflix_lab.kafka.client import consumer, producer
 from movieflix_lab.kafka.event_writer import EventWriter
-from movieflix_lab.recs import ALSParams, RecsModel, save_version, simulated_history
+from movieflix_lab.lab import simulated_history
+from movieflix_lab.recs import ALSParams, RecsModel, save_version
 from movieflix_lab.recs.data import INTERACTIONS
 from movieflix_lab.streams.runner import outstanding
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -299,7 +298,7 @@ def simulate(
     to_stdout = via_gateway is None and out is Output.jsonl and path is None
     sink: Any
     if via_gateway is not None:
-        sink = GatewaySink(via_gateway, api_key=s.api_key.get_secret_value() if s.api_key else None)
+        sink = GatewaySink(via_gateway, api_key=s.api_key_value)
     elif out is Output.kafka:
         from movieflix_lab.kafka.client import wait_until_reachable
 
@@ -344,29 +343,6 @@ class Guarantee(StrEnum):
     exactly_once = "exactly-once"
 
 
-def _run_all(args: list[str]) -> None:
-    """``stream all``: one process per app; Ctrl-C stops them all cleanly."""
-    import signal
-    import subprocess
-
-    from movieflix_lab.streams.runner import APPS
-
-    children = {
-        name: subprocess.Popen([sys.executable, "-m", "movieflix_lab", "stream", name, *args])
-        for name in APPS
-    }
-    console.print(f"running {', '.join(children)} (Ctrl-C stops them)")
-    try:
-        codes = {name: child.wait() for name, child in children.items()}
-    except KeyboardInterrupt:
-        for child in children.values():
-            child.send_signal(signal.SIGINT)
-        codes = {name: child.wait(60) for name, child in children.items()}
-    failed = {name: code for name, code in codes.items() if code not in (0, -2, 130)}
-    if failed:
-        raise MovieflixError(f"stream apps failed: {failed}")
-
-
 @app.command("stream")
 def stream(
     name: Annotated[
@@ -392,47 +368,36 @@ def stream(
     """Run a stream app (Quix Streams) until Ctrl-C, or until --timeout of quiet."""
     from datetime import timedelta
 
-    from movieflix_lab.kafka.client import wait_until_reachable
-    from movieflix_lab.streams.genre_watch_time import GenreWatchTimeOptions
-    from movieflix_lab.streams.runner import APPS, AnalyticsOptions, run_app
-    from movieflix_lab.streams.search_volume import SearchVolumeOptions
+    from movieflix_lab.jobs.processes import run_together
+    from movieflix_lab.jobs.stream import run_stream
+    from movieflix_lab.streams.runner import APPS
 
     if name == "all":
         args = ["--timeout", str(timeout), "--guarantee", guarantee.value, "--grace", str(grace)]
-        _run_all([*args, "--instance", instance])
+        commands = {app: ["stream", app, *args, "--instance", instance] for app in APPS}
+        run_together(commands, say=console.print)
         return
     if name not in APPS:
         raise typer.BadParameter(f"unknown app {name!r}; known: {', '.join(APPS)}, all")
-    s = settings()
-    wait_until_reachable(s)
-    options = AnalyticsOptions(
-        genre=GenreWatchTimeOptions(grace=timedelta(seconds=grace)),
-        search=SearchVolumeOptions(grace=timedelta(seconds=grace)),
-    )
     console.print(f"stream app [bold]{name}[/] ({guarantee.value}, instance {instance})")
-    summary = run_app(
-        s, name, timeout=timeout, guarantee=guarantee.value, instance=instance, options=options
-    )
-    late = sum(summary.late_events.values())
+    run = run_stream(
+        settings(), name, timeout=timeout, guarantee=guarantee.value, instance=instance,
+        grace=timedelta(seconds=grace),
+    )  # fmt: skip
+    summary = run.summary
     left = f", {summary.outstanding:,} records left to read" if summary.outstanding else ""
     replayed = (
         f", {summary.replays_dropped:,} replayed records dropped" if summary.replays_dropped else ""
     )
     console.print(
-        f"stopped: {summary.dead_letters} dead letters, {late} late events{replayed}{left}"
+        f"stopped: {summary.dead_letters} dead letters, {run.late} late events{replayed}{left}"
     )
-    if name == "fraud":
-        import json
-
-        meta_path = s.fraud_model_path / (
-            "model.json" if instance == "0" else f"{instance}/model.json"
+    if run.fraud_model is not None:
+        model = run.fraud_model
+        console.print(
+            f"River model: {model.events_learned:,} events learned, "
+            f"{model.drifts_detected} score drifts (ADWIN); saved to {model.folder}"
         )
-        if meta_path.exists():
-            meta = json.loads(meta_path.read_text())
-            console.print(
-                f"River model: {meta['events_learned']:,} events learned, "
-                f"{meta['drifts_detected']} score drifts (ADWIN); saved to {meta_path.parent}"
-            )
 
 
 @app.command("lag")
@@ -953,15 +918,9 @@ def soak(
 ) -> None:
     """Sustained traffic through the gateway into every stream app, with a burst halfway:
     lag bounded and back within 60 s, memory flat, nothing lost (results in reports/soak/)."""
-    from movieflix_lab.jobs.soak import SoakOptions, run_soak, write_soak
-    from movieflix_lab.kafka.broker import LocalBroker
-    from movieflix_lab.kafka.client import wait_until_reachable
+    from movieflix_lab.jobs.soak import SoakOptions, soak
 
     s = settings()
-    if s.uses_local_broker:
-        LocalBroker(s).start()
-    else:
-        wait_until_reachable(s)
     options = SoakOptions(minutes=minutes, rate=rate, burst_factor=burst, burst_s=burst_seconds,
                           seed=seed, catch_up_s=catch_up)  # fmt: skip
     with Progress(
@@ -974,10 +933,8 @@ def soak(
             lag = sum(sample["lag"].values())
             bar.update(task, completed=t, description=f"soak [{sample['phase']}] lag {lag:,}")
 
-        result = run_soak(s, options, say=lambda m: bar.console.print(f"[green]•[/] {m}"),
-                          progress=progress)  # fmt: skip
-    folder = s.reports_dir / "soak" / result.started_at.replace(":", "")
-    path = write_soak(result, folder)
+        result, path = soak(s, options, say=lambda m: bar.console.print(f"[green]•[/] {m}"),
+                            progress=progress)  # fmt: skip
     table = Table(title=f"soak: {result.accepted:,} events, {result.achieved_rate:,.0f}/s")
     for column in ("goal", "value", "target", "met"):
         table.add_column(column)

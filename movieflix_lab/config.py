@@ -188,6 +188,11 @@ class Settings(BaseSettings):
 
     # --- derived values ---------------------------------------------------------------
     @property
+    def api_key_value(self) -> str | None:
+        """The gateway's API key in clear (for a client of it), or None when none is set."""
+        return self.api_key.get_secret_value() if self.api_key is not None else None
+
+    @property
     def uses_local_broker(self) -> bool:
         """True when no external cluster is configured."""
         return self.kafka_bootstrap is None

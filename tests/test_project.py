@@ -1,8 +1,10 @@
 """The project's own files agree with each other: packaging, conda env, Makefile, README."""
 
+import ast
 import re
 import subprocess
 import tomllib
+from pathlib import Path
 
 import yaml
 from packaging.requirements import Requirement
@@ -78,3 +80,66 @@ def test_layout() -> None:
     ):
         assert (PROJECT_ROOT / folder).is_dir(), folder
     assert "raw/" in (PROJECT_ROOT / "data" / "README.md").read_text()
+
+
+#: What each part of ``movieflix_lab/`` never imports (README "Architecture"): imports run
+#: down the layers contracts/config → kafka, ML cores, sinks, simulate → streams, serve,
+#: lab, reports → jobs → cli; nobody imports the jobs but the CLI, nobody imports the CLI.
+ABOVE_ALL = {"jobs", "cli", "__main__"}
+NEVER_IMPORTS = {
+    "config": {"events", "kafka", "simulate", "streams", "fraud", "recs", "sinks", "serve",
+               "lab", "reports"},
+    "events": {"kafka", "simulate", "streams", "fraud", "recs", "sinks", "serve", "lab",
+               "reports"},
+    "kafka": {"simulate", "streams", "fraud", "recs", "sinks", "serve", "lab", "reports"},
+    "simulate": {"streams", "fraud", "recs", "sinks", "serve", "lab", "reports"},
+    "fraud": {"kafka", "simulate", "streams", "sinks", "serve", "lab", "reports"},
+    "recs": {"kafka", "simulate", "streams", "sinks", "serve", "lab", "reports"},
+    "sinks": {"simulate", "streams", "fraud", "recs", "serve", "lab", "reports"},
+    "streams": {"serve", "lab", "reports"},
+    "serve": {"streams", "lab", "reports"},
+    "lab": {"serve"},
+    "reports": {"streams", "serve"},
+    "jobs": set(),
+}  # fmt: skip
+
+
+def _kit_imports(path: Path) -> set[str]:
+    """The parts of the kit a module imports, at the top or inside a function."""
+    tree = ast.parse(path.read_text())
+    parts = set()
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        for name in names:
+            pieces = name.split(".")
+            if pieces[0] == "movieflix_lab" and len(pieces) > 1:
+                parts.add(pieces[1])
+    return parts
+
+
+def test_imports_run_down_the_layers() -> None:
+    package = PROJECT_ROOT / "movieflix_lab"
+    wrong = []
+    for path in sorted(package.rglob("*.py")):
+        part = path.relative_to(package).parts[0].removesuffix(".py")
+        if part in ("__init__", "exceptions", "provenance"):
+            continue
+        forbidden = NEVER_IMPORTS.get(part, set()) | (
+            ABOVE_ALL - {part} if part != "cli" else set()
+        )
+        if part == "__main__":
+            forbidden = set()
+        found = _kit_imports(path) & forbidden
+        if found:
+            wrong.append(f"{path.relative_to(PROJECT_ROOT)} imports {sorted(found)}")
+    assert not wrong, wrong
+    assert set(NEVER_IMPORTS) | ABOVE_ALL >= {
+        p.name.removesuffix(".py")
+        for p in package.iterdir()
+        if p.name not in ("__init__.py", "exceptions.py", "provenance.py", "py.typed", "schemas")
+        and not p.name.startswith("__pycache__")
+    }, "a new part of the package: add it to NEVER_IMPORTS"

@@ -12,9 +12,6 @@ running.
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,10 +22,12 @@ from typing import Any
 
 import httpx
 
-from movieflix_lab.config import Settings, child_environment
+from movieflix_lab.config import Settings
 from movieflix_lab.exceptions import MovieflixError
+from movieflix_lab.jobs.processes import gateway_process, stream_process
+from movieflix_lab.simulate.runner import ProgressCallback
 
-__all__ = ["DemoOptions", "DemoResult", "gateway_process", "run_demo"]
+__all__ = ["DemoOptions", "DemoResult", "run_demo"]
 
 Say = Callable[[str], None]
 
@@ -71,37 +70,6 @@ class DemoResult:
     reports_index: str = ""
 
 
-def _interrupt(process: subprocess.Popen[bytes], *, timeout: float) -> None:
-    """Stop a child as Ctrl-C would (uvicorn and Quix shut down cleanly); kill if it hangs."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-@contextmanager
-def stream_process(
-    settings: Settings, app: str = "analytics", *, postgres_dsn: str | None = None
-) -> Iterator[None]:
-    """``movieflix-lab stream APP`` in a child process, stopped with Ctrl-C's signal."""
-    env = child_environment(settings, **({"postgres_dsn": postgres_dsn} if postgres_dsn else {}))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "movieflix_lab", "stream", app],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        env=env,
-    )
-    try:
-        yield
-        if process.poll() is not None:
-            raise MovieflixError(f"the {app} stream app exited with code {process.returncode}")
-    finally:
-        _interrupt(process, timeout=60)
-
-
 @contextmanager
 def postgres_sink(settings: Settings, say: Say) -> Iterator[str | None]:
     """The PostgreSQL DSN for the stream app: the configured one, else a local server of the
@@ -136,48 +104,6 @@ def _postgres_rows(dsn: str) -> dict[str, int]:
             name: connection.execute(f"SELECT count(*) FROM {name}").fetchone()[0]  # type: ignore[index]
             for name in TABLES
         }
-
-
-@contextmanager
-def gateway_process(
-    settings: Settings, *, port: int | None = None, workers: int = 1, timeout: float = 60.0
-) -> Iterator[str]:
-    """``movieflix-lab serve`` in a child process; yields its URL once ``/readyz`` is 200."""
-    port = port or settings.gateway_port
-    url = f"http://{settings.gateway_host}:{port}"
-    try:  # a server already on the port would silently take the traffic
-        httpx.get(f"{url}/healthz", timeout=1)
-        raise MovieflixError(f"port {port} already answers: stop that server or pick another")
-    except httpx.TransportError:
-        pass
-    process = subprocess.Popen(
-        [sys.executable, "-m", "movieflix_lab", "serve", "--port", str(port),
-         "--workers", str(workers)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        env=child_environment(settings),
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                raise MovieflixError(
-                    f"the gateway exited with code {process.returncode} while starting "
-                    f"(is port {port} free? set MOVIEFLIX_GATEWAY_PORT)"
-                )
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise MovieflixError(f"the gateway at {url} was not ready within {timeout:.0f} s")
-            time.sleep(0.3)
-        if workers > 1:
-            time.sleep(2.0)  # /readyz answered from one worker: let the others finish starting
-        yield url
-    finally:
-        _interrupt(process, timeout=30)
 
 
 def _summarise_windows(settings: Settings, result: DemoResult) -> None:
@@ -281,25 +207,15 @@ def run_demo(
     *,
     say: Say,
     summary: Callable[[DemoResult], None],
-    progress: Callable[[int, float], None] | None = None,
+    progress: ProgressCallback | None = None,
     wait_for_interrupt: Callable[[], None] | None = None,
 ) -> DemoResult:
-    from movieflix_lab.kafka.broker import LocalBroker
+    from movieflix_lab.kafka.broker import broker_session
     from movieflix_lab.kafka.catalog import create_topics, describe_topics
-    from movieflix_lab.kafka.client import wait_until_reachable
     from movieflix_lab.simulate import GatewaySink, SimulationConfig, run_simulation
     from movieflix_lab.streams.runner import wait_for_catch_up
 
-    started_broker = False
-    broker = LocalBroker(settings) if settings.uses_local_broker else None
-    if broker is not None:
-        status = broker.start()
-        started_broker = not status.already_running
-        say(f"Kafka {status.version} at {status.bootstrap} (pid {status.pid})")
-    else:
-        wait_until_reachable(settings)
-        say(f"using the Kafka cluster at {settings.bootstrap_servers}")
-    try:
+    with broker_session(settings, say=say):
         reports = create_topics(settings)
         created = sum(r.status == "created" for r in reports)
         say(f"topics: {len(reports)} in the catalog, {created} created")
@@ -322,10 +238,9 @@ def run_demo(
                 activity=options.activity,
             )
             labels = settings.raw_dir / "simulations" / f"demo-seed{options.seed}"
-            api_key = settings.api_key.get_secret_value() if settings.api_key else None
             simulated = run_simulation(
                 config,
-                GatewaySink(url, api_key=api_key),
+                GatewaySink(url, api_key=settings.api_key_value),
                 labels_dir=labels,
                 progress=progress,
             )
@@ -354,7 +269,3 @@ def run_demo(
                 say(f"serving at {url} (docs at {url}/docs); Ctrl-C to stop")
                 wait_for_interrupt()
         return result
-    finally:
-        if started_broker and broker is not None:
-            broker.stop()
-            say("stopped the broker the demo started")

@@ -22,12 +22,12 @@ import polars as pl
 
 from movieflix_lab.config import Settings
 from movieflix_lab.exceptions import MovieflixError
+from movieflix_lab.lab.data import simulated_history
 from movieflix_lab.recs.data import (
     INTERACTIONS,
     MOVIES,
     interactions_from_records,
     read_parquet_events,
-    simulated_history,
 )
 from movieflix_lab.recs.evaluate import evaluate_recs
 from movieflix_lab.recs.model import ALSParams, RecsModel

@@ -42,7 +42,7 @@ from movieflix_lab.events import EventBase, encode
 from movieflix_lab.exceptions import MovieflixError
 from movieflix_lab.provenance import describe, machine
 
-__all__ = ["SoakOptions", "SoakResult", "run_soak"]
+__all__ = ["SoakOptions", "SoakResult", "run_soak", "soak", "write_soak"]
 
 APPS = ("analytics", "fraud", "recs")
 
@@ -271,7 +271,7 @@ def run_soak(
     progress: Callable[[float, dict[str, Any]], None] | None = None,
 ) -> SoakResult:
     """Run the soak on ``settings``' cluster (topics created if missing); see the module."""
-    from movieflix_lab.jobs.demo import gateway_process, stream_process
+    from movieflix_lab.jobs.processes import gateway_process, stream_process
     from movieflix_lab.kafka.catalog import create_topics, describe_topics
 
     create_topics(settings)
@@ -287,8 +287,7 @@ def run_soak(
         if missing:
             raise MovieflixError(f"soak: could not find the processes of {sorted(missing)}")
         _catch_up(settings, options, say)
-        api_key = settings.api_key.get_secret_value() if settings.api_key else None
-        traffic = _Traffic(url, options, api_key).start()
+        traffic = _Traffic(url, options, settings.api_key_value).start()
         say(
             f"traffic: {options.rate:g} events/s for {options.minutes:g} min, "
             f"{options.burst_factor:g}x for {options.burst_s:g} s at {options.burst_at:.0f} s"
@@ -453,3 +452,20 @@ def write_soak(result: SoakResult, folder: Path) -> Path:
     ]  # fmt: skip
     (folder / "soak.md").write_text("\n".join(lines) + "\n")
     return folder / "soak.md"
+
+
+def soak(
+    settings: Settings,
+    options: SoakOptions,
+    *,
+    say: Callable[[str], None] = lambda _: None,
+    progress: Callable[[float, dict[str, Any]], None] | None = None,
+) -> tuple[SoakResult, Path]:
+    """``movieflix-lab soak``: the soak on the configured cluster (the local broker is
+    started if needed, and left running), written to ``reports/soak/<start>/``."""
+    from movieflix_lab.kafka.broker import broker_session
+
+    with broker_session(settings, stop_after=False):
+        result = run_soak(settings, options, say=say, progress=progress)
+    folder = settings.reports_dir / "soak" / result.started_at.replace(":", "")
+    return result, write_soak(result, folder)

@@ -27,6 +27,8 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +48,7 @@ __all__ = [
     "BrokerStatus",
     "JavaRuntime",
     "LocalBroker",
+    "broker_session",
     "fetch_kafka_libs",
     "find_java",
     "kafka_version",
@@ -491,3 +494,34 @@ class LocalBroker:
                 f"MOVIEFLIX_KAFKA_BOOTSTRAP is set ({self.settings.kafka_bootstrap}): the local "
                 "broker is not used; unset it to manage the local broker"
             )
+
+
+@contextmanager
+def broker_session(
+    settings: Settings,
+    *,
+    say: Callable[[str], None] = lambda _: None,
+    stop_after: bool = True,
+) -> Iterator[BrokerStatus | None]:
+    """The cluster a job runs on, for the duration of the block.
+
+    The local broker (no ``MOVIEFLIX_KAFKA_BOOTSTRAP``): started unless it already runs,
+    and stopped on the way out only if this session started it (and ``stop_after``);
+    yields its status. A configured cluster: waited for until it answers; yields None.
+    """
+    from movieflix_lab.kafka.client import wait_until_reachable
+
+    if not settings.uses_local_broker:
+        wait_until_reachable(settings)
+        say(f"using the Kafka cluster at {settings.bootstrap_servers}")
+        yield None
+        return
+    broker = LocalBroker(settings)
+    status = broker.start()
+    say(f"Kafka {status.version} at {status.bootstrap} (pid {status.pid})")
+    try:
+        yield status
+    finally:
+        if stop_after and not status.already_running:
+            broker.stop()
+            say("stopped the broker this run started")

@@ -19,6 +19,7 @@ from movieflix_lab.lab.data import (
     load_recs,
     load_results,
     simulate_events,
+    simulated_history,
 )
 from movieflix_lab.lab.session import key_numbers, recorded
 from movieflix_lab.lab.topics import read_topic
@@ -37,5 +38,6 @@ __all__ = [
     "read_topic",
     "recorded",
     "simulate_events",
+    "simulated_history",
     "window_series",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,14 @@ import polars as pl
 from movieflix_lab.config import Settings, get_settings
 from movieflix_lab.lab.session import record
 
-__all__ = ["fraud_replay", "load_fraud_model", "load_recs", "load_results", "simulate_events"]
+__all__ = [
+    "fraud_replay",
+    "load_fraud_model",
+    "load_recs",
+    "load_results",
+    "simulate_events",
+    "simulated_history",
+]
 
 #: Each window dataset's result keys (one row per key).
 RESULT_KEYS = {
@@ -135,3 +143,36 @@ def fraud_replay(
     alerts = [alert.as_record() for alert in detector.run(events)]
     record("simulation", config=config.as_dict(), events=len(events))
     return alerts, [incident.as_row() for incident in simulator.incidents], len(events)
+
+
+def simulated_history(
+    seed: int = 42,
+    users: int = 2000,
+    days: float = 14.0,
+    movies: int = 2000,
+    start: datetime | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Interactions and movies of a seeded simulation (no fraud incidents): the planted
+    tastes make the best possible recommendations known. ``start``: a fixed UTC start (by
+    default the simulator's, yesterday evening; to produce the events to Kafka start them
+    ``days`` in the past: brokers refuse timestamps far in the future)."""
+    from movieflix_lab.recs.data import MOVIES, interactions_from_records
+    from movieflix_lab.simulate import SimulationConfig, Simulator
+
+    config = SimulationConfig(
+        seed=seed, users=users, movies=movies, minutes=days * 1440, incident_rates={}
+    )
+    if start is not None:
+        config = replace(config, start=start)
+    simulator = Simulator(config)
+    wanted = ("watch", "rate")
+    interactions = interactions_from_records(
+        e
+        for e in simulator.events()
+        if e.event_type in wanted  # type: ignore[attr-defined]
+    )
+    catalog = pl.DataFrame(
+        [(m.movie_id, m.title, m.genre) for m in simulator.world.movies], schema=MOVIES,
+        orient="row",
+    )  # fmt: skip
+    return interactions, catalog

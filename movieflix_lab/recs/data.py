@@ -1,4 +1,4 @@
-"""Interactions as DataFrames: from watch records, ratings, a simulation, or Parquet.
+"""Interactions as DataFrames: from watch records, ratings, or Parquet.
 
 An *interactions* frame has one row per viewing (or rating) — ``user_id``, ``movie_id``,
 ``ts_ms`` (event time, epoch ms), ``completion`` (share watched; null for a rating alone),
@@ -10,8 +10,6 @@ and matrix value. A *movies* frame has ``movie_id``, ``title``, ``genre``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +24,6 @@ __all__ = [
     "interactions_from_records",
     "movies_from_interactions",
     "read_parquet_events",
-    "simulated_history",
 ]
 
 INTERACTIONS: dict[str, Any] = {
@@ -99,38 +96,6 @@ def movies_from_interactions(interactions: pl.DataFrame) -> pl.DataFrame:
         .select(list(MOVIES))
         .sort("movie_id")
     )
-
-
-def simulated_history(
-    seed: int = 42,
-    users: int = 2000,
-    days: float = 14.0,
-    movies: int = 2000,
-    start: datetime | None = None,
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Interactions and movies of a seeded simulation (no fraud incidents): the planted
-    tastes make the best possible recommendations known. ``start``: a fixed UTC start (by
-    default the simulator's, yesterday evening; to produce the events to Kafka start them
-    ``days`` in the past: brokers refuse timestamps far in the future)."""
-    from movieflix_lab.simulate import SimulationConfig, Simulator
-
-    config = SimulationConfig(
-        seed=seed, users=users, movies=movies, minutes=days * 1440, incident_rates={}
-    )
-    if start is not None:
-        config = replace(config, start=start)
-    simulator = Simulator(config)
-    wanted = ("watch", "rate")
-    interactions = interactions_from_records(
-        e
-        for e in simulator.events()
-        if e.event_type in wanted  # type: ignore[attr-defined]
-    )
-    catalog = pl.DataFrame(
-        [(m.movie_id, m.title, m.genre) for m in simulator.world.movies], schema=MOVIES,
-        orient="row",
-    )  # fmt: skip
-    return interactions, catalog
 
 
 def read_parquet_events(path: Path) -> pl.DataFrame:

@@ -1,6 +1,13 @@
 """A seeded MovieFlix traffic simulator with labelled fraud and planted tastes."""
 
-from movieflix_lab.simulate.outputs import GatewaySink, JsonlSink, KafkaSink, ParquetSink
+from movieflix_lab.simulate.labels import latest_labels, read_labels
+from movieflix_lab.simulate.outputs import (
+    GatewaySink,
+    JsonlSink,
+    KafkaSink,
+    ParquetSink,
+    TimedSink,
+)
 from movieflix_lab.simulate.runner import SimulationResult, run_simulation
 from movieflix_lab.simulate.traffic import (
     DEFAULT_INCIDENT_RATES,
@@ -27,9 +34,12 @@ __all__ = [
     "SimulationConfig",
     "SimulationResult",
     "Simulator",
+    "TimedSink",
     "User",
     "World",
     "build_world",
     "last_evening",
+    "latest_labels",
+    "read_labels",
     "run_simulation",
 ]

@@ -17,7 +17,7 @@ from movieflix_lab.events.codec import encode
 from movieflix_lab.events.models import EventBase
 from movieflix_lab.exceptions import MovieflixError
 
-__all__ = ["EventSink", "GatewaySink", "JsonlSink", "KafkaSink", "ParquetSink"]
+__all__ = ["EventSink", "GatewaySink", "JsonlSink", "KafkaSink", "ParquetSink", "TimedSink"]
 
 
 class EventSink(Protocol):
@@ -53,6 +53,18 @@ class KafkaSink:
             raise MovieflixError(
                 f"{remaining + len(self.failed)} events were not delivered to Kafka ({first})"
             )
+
+
+class TimedSink(KafkaSink):
+    """The Kafka sink, noting when each event was handed to the producer (wall clock, ms)."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.produced_ms: dict[str, float] = {}
+
+    def write(self, event: EventBase) -> None:
+        super().write(event)
+        self.produced_ms[str(event.event_id)] = time.time() * 1000
 
 
 class JsonlSink:

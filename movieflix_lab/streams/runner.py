@@ -133,17 +133,14 @@ def build_fraud(
 
 def build_recs(
     stream: StreamApp, settings: Settings, options: AnalyticsOptions | None = None
-) -> Callable[[], None]:
-    """The recs app, and its background refit; returns what stops the refits."""
-    from movieflix_lab.jobs.recs import Refitter
-
+) -> None:
+    """The recs app (its background refit, a job, comes in through ``run_app``'s
+    ``on_start``)."""
     create_topics(settings, specs=all_topics())
     recs.build(
         stream.app,
         recs.RecsOptions(settings.recs_model_path, settings.recs_reload_interval_s),
     )
-    refitter = Refitter(settings, settings.recs_refit_interval_s).start()
-    return refitter.stop
 
 
 #: The topics each app reads (its repartition topics aside).
@@ -231,6 +228,7 @@ def run_app(
     instance: str = "0",
     options: AnalyticsOptions | None = None,
     max_rounds: int = 6,
+    on_start: Callable[[], Callable[[], None] | None] | None = None,
 ) -> RunSummary:
     """Run stream app ``name`` until Ctrl-C; with ``timeout``, until its group has caught up.
 
@@ -239,6 +237,9 @@ def run_app(
     the last stable offset). So a bounded run then checks the group's lag and runs again
     while records are left, up to ``max_rounds`` times; ``RunSummary.outstanding`` says
     what was left at the end.
+
+    ``on_start`` runs beside the app (the recs app's background refit): it is called as
+    each round starts, and what it returns is called when the round ends.
     """
     if name not in APPS:
         raise KeyError(f"no stream app {name!r}; known: {', '.join(APPS)}")
@@ -248,12 +249,15 @@ def run_app(
             settings, name, instance=instance, guarantee=guarantee, low_latency=name in LOW_LATENCY
         )
         on_stop = APPS[name](stream, settings, options)
+        beside = on_start() if on_start is not None else None
         try:
             stream.app.run(timeout=timeout, collect=False) if timeout else stream.app.run()
         finally:
             stream.late.flush()
             if on_stop is not None:
                 on_stop()
+            if beside is not None:
+                beside()
         summary.rounds = round_
         summary.dead_letters += stream.dead_letters.count
         summary.replays_dropped += stream.replays.dropped

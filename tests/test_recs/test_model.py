@@ -11,6 +11,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from movieflix_lab.lab import simulated_history
 from movieflix_lab.recs import (
     ALSParams,
     Confidence,
@@ -20,7 +21,6 @@ from movieflix_lab.recs import (
     load_version,
     ranking_metrics,
     save_version,
-    simulated_history,
     temporal_split,
 )
 from movieflix_lab.recs.data import INTERACTIONS

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from movieflix_lab.jobs.demo import gateway_process
+from movieflix_lab.jobs.processes import gateway_process
 from movieflix_lab.kafka.broker import LocalBroker
 from movieflix_lab.kafka.catalog import create_topics
 from tests.fixtures import free_port, local_broker_settings, read_back, with_settings

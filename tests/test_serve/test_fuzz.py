@@ -20,10 +20,10 @@ from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from movieflix_lab.config import Settings
-from movieflix_lab.jobs.demo import gateway_process
+from movieflix_lab.jobs.processes import gateway_process
 from movieflix_lab.jobs.recs import train_recs
 from movieflix_lab.kafka.catalog import create_topics
-from movieflix_lab.recs.data import simulated_history
+from movieflix_lab.lab import simulated_history
 from tests.fixtures import free_port, with_settings
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from datetime import timedelta
@@ -29,6 +28,7 @@ from confluent_kafka import TopicPartition
 from movieflix_lab.config import Settings
 from movieflix_lab.events.codec import to_record
 from movieflix_lab.fraud import FraudDetector
+from movieflix_lab.jobs.processes import spawn
 from movieflix_lab.kafka.catalog import RECS_UPDATES, create_topics
 from movieflix_lab.kafka.client import consumer
 from movieflix_lab.kafka.lag import committed_offsets
@@ -65,10 +65,8 @@ RULES = ("binge_bot", "credential_stuffing", "impossible_travel", "new_login_act
 
 
 def _start(env: dict[str, str], *args: str, app: str = "analytics") -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "movieflix_lab", "stream", app, "--grace", GRACE, *args],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    return spawn(["stream", app, "--grace", GRACE, *args], env,
+                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
 
 
 class _Progress:

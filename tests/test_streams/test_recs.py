@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from movieflix_lab.config import Settings
 from movieflix_lab.events import WatchRecord
-from movieflix_lab.jobs.demo import stream_process
+from movieflix_lab.jobs.processes import stream_process
 from movieflix_lab.jobs.recs import train_recs
 from movieflix_lab.kafka.catalog import create_topics
 from movieflix_lab.kafka.client import consumer, watermarks

@@ -139,9 +139,7 @@ async def ingest(
 ) -> JSONResponse:
     """Validate, route each event to its topic (key = user id), wait for Kafka's ack."""
     started = time.perf_counter()
-    if settings.api_key is not None and not _authorized(
-        request, settings.api_key.get_secret_value()
-    ):
+    if settings.api_key_value is not None and not _authorized(request, settings.api_key_value):
         metrics.rejects.labels("unauthorized").inc()
         return error_response(
             401,
