@@ -40,6 +40,7 @@ from movieflix_lab.config import PROJECT_ROOT, Settings
 from movieflix_lab.events import decode
 from movieflix_lab.fraud.evaluate import percentile
 from movieflix_lab.jobs.fraud import FraudScenario, run_fraud_eval
+from movieflix_lab.jobs.results import jsonable
 from movieflix_lab.kafka.broker import LocalBroker
 from movieflix_lab.kafka.catalog import create_topics, derived_topic
 from movieflix_lab.kafka.client import consumer
@@ -149,7 +150,7 @@ def main() -> None:
         for rate in rates:
             scenario = FraudScenario(rate=rate)
             with console.status(f"fraud app, labelled scenario at {rate:,.0f} events/s…"):
-                report = run_fraud_eval(settings, scenario)
+                report = jsonable(run_fraud_eval(settings, scenario))
             with console.status(f"raw pass-through anchor at {rate:,.0f} events/s…"):
                 anchor = passthrough_latency(settings, scenario)
             console.print(

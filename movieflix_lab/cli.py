@@ -467,33 +467,49 @@ def _fmt(value: object) -> str:
     return "—" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
-def _fraud_table(report: dict[str, Any]) -> None:
+def _goal_lines(goals: list[Any]) -> None:
+    """Every goal a job judged, one line each (the one way goals are shown)."""
+    for goal in goals:
+        mark = "[green]met[/]" if goal.met else "[red]not met[/]"
+        console.print(f"  goal {goal.name} {goal.target}: {_fmt(goal.value)} — {mark}")
+
+
+def _goal_table(goals: list[Any], title: str) -> Table:
+    table = Table(title=title)
+    for column in ("goal", "value", "target", "met"):
+        table.add_column(column)
+    for goal in goals:
+        table.add_row(goal.name, _fmt(goal.value), goal.target,
+                      "yes" if goal.met else "[red]NO[/]")  # fmt: skip
+    return table
+
+
+def _fraud_table(report: Any) -> None:
+    score = report.score
     table = Table(title="fraud detection against the labels")
     for column in ("scope", "precision", "recall", "F1", "alerts", "incidents found"):
         table.add_column(column)
-    table.add_row("overall", _fmt(report["precision"]), _fmt(report["recall"]), _fmt(report["f1"]),
-                  str(report["alerts"]), "")  # fmt: skip
-    for name, row in report["per_scenario"].items():
+    table.add_row("overall", _fmt(score.precision), _fmt(score.recall), _fmt(score.f1),
+                  str(score.alerts), "")  # fmt: skip
+    for name, row in score.per_scenario.items():
         found = f"{row['detected']}/{row['incidents']} ({', '.join(row['detectors'])})"
         table.add_row(f"scenario {name}", _fmt(row["precision"]), _fmt(row["recall"]),
                       _fmt(row["f1"]), str(row["alerts"]), found)  # fmt: skip
-    for name, row in report["per_detector"].items():
+    for name, row in score.per_detector.items():
         table.add_row(f"detector {name}", _fmt(row["precision"]), "", "", str(row["alerts"]), "")
     console.print(table)
-    hard = report["hard_negative_false_alerts"]
+    hard = score.hard_negative_false_alerts
     console.print(
         f"false alerts: {sum(hard.values())} on hard negatives {hard or ''}, "
-        f"{report['background_false_alerts']} on other traffic"
+        f"{score.background_false_alerts} on other traffic"
     )
     console.print(
         "latency (decisive event produced → alert read): "
-        f"p50 {_fmt(report.get('latency_p50_ms'))} ms,"
-        f" p99 {_fmt(report.get('latency_p99_ms'))} ms; account-takeover ROC-AUC "
-        f"{_fmt(report.get('roc_auc_account_takeover'))}"
+        f"p50 {_fmt(score.latency_p50_ms)} ms,"
+        f" p99 {_fmt(score.latency_p99_ms)} ms; account-takeover ROC-AUC "
+        f"{_fmt(report.roc_auc_account_takeover)}"
     )
-    for goal in report["goals"]:
-        mark = "[green]met[/]" if goal["met"] else "[red]not met[/]"
-        console.print(f"  goal {goal['goal']}: {_fmt(goal['value'])} — {mark}")
+    _goal_lines(report.goals)
 
 
 @eval_app.command("fraud")
@@ -517,6 +533,7 @@ def eval_fraud(
     import json
 
     from movieflix_lab.jobs.fraud import FraudScenario, evaluate_from_topic, run_fraud_eval
+    from movieflix_lab.jobs.results import jsonable
 
     s = settings()
     if from_topic:
@@ -535,7 +552,7 @@ def eval_fraud(
                 progress=lambda events, done: bar.update(task, completed=done),
             )  # fmt: skip
     if as_json:
-        print(json.dumps(report, default=str))
+        print(json.dumps(jsonable(report), default=str))
     else:
         _fraud_table(report)
 
@@ -566,6 +583,8 @@ def _step_bar(to_stderr: bool = False) -> Progress:
 
 
 def _recs_table(report: dict[str, Any], title: str) -> None:
+    """Held-out metrics (:func:`~movieflix_lab.recs.evaluate.evaluate_recs`'), ALS next to
+    popularity."""
     k = report.get("k", 10)
     table = Table(title=title)
     for column in ("metric", "ALS", "popularity"):
@@ -608,14 +627,14 @@ def train_recs_command(
         result = train_recs(s, data=data, movies_path=movies, tune=tune,
                             progress=_StepProgress(bar))  # fmt: skip
     console.print(
-        f"[green]•[/] model [bold]{result['version']}[/]: {result['users']:,} users, "
-        f"{result['movies']:,} movies, {result['interactions']:,} interactions, fit in "
-        f"{result['fit_seconds']:.2f} s → {result['path']}"
+        f"[green]•[/] model [bold]{result.version}[/]: {result.users:,} users, "
+        f"{result.movies:,} movies, {result.interactions:,} interactions, fit in "
+        f"{result.fit_seconds:.2f} s → {result.path}"
     )
-    if result["metrics"]:
-        _recs_table(result["metrics"], "held-out latest movies (model fitted before them)")
+    if result.metrics:
+        _recs_table(result.metrics, "held-out latest movies (model fitted before them)")
     else:
-        console.print(result.get("metrics_note", ""))
+        console.print(result.metrics_note or "")
 
 
 @eval_app.command("recs")
@@ -639,17 +658,16 @@ def eval_recs(
     import json
 
     from movieflix_lab.jobs.recs import run_recs_eval
+    from movieflix_lab.jobs.results import jsonable
 
     with _step_bar(to_stderr=as_json) as bar:
         report = run_recs_eval(data=data, seed=seed, users=users, days=days, tune=tune,
                                progress=_StepProgress(bar))  # fmt: skip
     if as_json:
-        print(json.dumps(report, default=str))
+        print(json.dumps(jsonable(report), default=str))
         return
-    _recs_table(report, "recommendations on held-out latest movies")
-    for name, goal in report.get("goals", {}).items():
-        mark = "[green]met[/]" if goal["met"] else "[red]not met[/]"
-        console.print(f"  goal {name} {goal['goal']}: {_fmt(goal['value'])} — {mark}")
+    _recs_table(report.metrics, "recommendations on held-out latest movies")
+    _goal_lines(report.goals)
 
 
 @import_app.command("movielens")
@@ -675,9 +693,9 @@ def import_movielens_command(
     with _step_bar() as bar:
         summary = import_movielens(s, path, out=out, replay=replay, progress=_StepProgress(bar))
     console.print(
-        f"[green]•[/] {summary['layout']}: {summary['interactions']:,} ratings of "
-        f"{summary['movies']:,} movies by {summary['users']:,} users → {summary['out']}"
-        + (f"; {summary['replayed']:,} viewings replayed into watch-history" if replay else "")
+        f"[green]•[/] {summary.layout}: {summary.interactions:,} ratings of "
+        f"{summary.movies:,} movies by {summary.users:,} users → {summary.out}"
+        + (f"; {summary.replayed:,} viewings replayed into watch-history" if replay else "")
     )
 
 
@@ -782,6 +800,63 @@ def schedule(
 # --- demo -----------------------------------------------------------------------------
 
 
+def _demo_table(result: Any) -> Table:
+    """The demo's summary: one row per thing it ran, from its typed result."""
+    table = Table(title="MovieFlix Lab demo", show_header=False)
+    table.add_row("events through the gateway", f"{result.events:,}")
+    for topic, count in sorted(result.topic_messages.items()):
+        table.add_row(f"  messages in {topic}", f"{count:,}")
+    table.add_row("labelled incidents", f"{result.incidents} ({result.labels_dir})")
+    table.add_row(
+        "closed genre windows (30 min)",
+        f"{result.genre_windows} in data/processed/genre_watch_time"
+        + (f"; longest watched: {result.top_genre}" if result.top_genre else ""),
+    )
+    table.add_row("analytics lag", f"{result.analytics_lag:,}")
+    fraud = result.fraud
+    if fraud is not None:
+        detectors = ", ".join(f"{name} {row['alerts']}" for name, row in fraud.per_detector.items())
+        table.add_row("fraud alerts on fraud-signals", f"{fraud.alerts} ({detectors})")
+        found = ", ".join(
+            f"{name} {row['detected']}/{row['incidents']}"
+            for name, row in fraud.per_scenario.items()
+        )
+        table.add_row(
+            "  against the labels",
+            f"precision {_fmt(fraud.precision)}, recall {_fmt(fraud.recall)}; "
+            f"incidents caught: {found}",
+        )
+        table.add_row("  fraud app lag", f"{result.fraud_lag:,}")
+        table.add_row("  alerts API", f"{result.gateway_url}/v1/fraud/alerts")
+    recs = result.recs
+    if recs is not None:
+        model, metrics = recs.model, recs.model.metrics
+        table.add_row(
+            "recommendation model",
+            f"{model.version}: {model.users:,} users x {model.movies:,} movies, "
+            f"fit {model.fit_seconds:.2f} s ({model.path})",
+        )
+        if metrics:
+            table.add_row(
+                "  held-out NDCG@10",
+                f"ALS {_fmt(metrics['ndcg@10'])} vs popularity "
+                f"{_fmt(metrics['popularity_ndcg@10'])} ({_fmt(metrics['ndcg_ratio'])}x)",
+            )
+        else:
+            table.add_row("  held-out NDCG@10", model.metrics_note or "—")
+        titles = ", ".join(item["title"] for item in recs.example["items"])
+        table.add_row("  recommendations API", f"{recs.example_url} → {titles}")
+        table.add_row("  recs app lag", f"{result.recs_lag:,}")
+    for name, report in result.reports.items():
+        table.add_row(f"report {name}", f"{report.status}: {report.folder}/report.html")
+    if result.reports_index:
+        table.add_row("  reports index", result.reports_index)
+    for name, rows in result.postgres_rows.items():
+        table.add_row(f"  PostgreSQL {name}", f"{rows:,} rows")
+    table.add_row("gateway", result.gateway_url)
+    return table
+
+
 @app.command("demo")
 def demo(
     seed: Annotated[int, typer.Option(help="Seed of the simulated traffic.")] = 42,
@@ -825,64 +900,10 @@ def demo(
 
         def summary(result: DemoResult) -> None:
             bar.update(task, visible=False)
-            table = Table(title="MovieFlix Lab demo", show_header=False)
-            table.add_row("events through the gateway", f"{result.events:,}")
-            for topic, count in sorted(result.topic_messages.items()):
-                table.add_row(f"  messages in {topic}", f"{count:,}")
-            table.add_row("labelled incidents", f"{result.incidents} ({result.labels_dir})")
-            table.add_row(
-                "closed genre windows (30 min)",
-                f"{result.genre_windows} in data/processed/genre_watch_time"
-                + (f"; longest watched: {result.top_genre}" if result.top_genre else ""),
-            )
-            table.add_row("analytics lag", f"{result.analytics_lag:,}")
-            fraud = result.fraud
-            if fraud:
-                detectors = ", ".join(
-                    f"{name} {row['alerts']}" for name, row in fraud["per_detector"].items()
-                )
-                table.add_row("fraud alerts on fraud-signals", f"{fraud['alerts']} ({detectors})")
-                found = ", ".join(
-                    f"{name} {row['detected']}/{row['incidents']}"
-                    for name, row in fraud["per_scenario"].items()
-                )
-                table.add_row(
-                    "  against the labels",
-                    f"precision {_fmt(fraud['precision'])}, recall {_fmt(fraud['recall'])}; "
-                    f"incidents caught: {found}",
-                )
-                table.add_row("  fraud app lag", f"{result.fraud_lag:,}")
-                table.add_row("  alerts API", f"{result.gateway_url}/v1/fraud/alerts")
-            recs = result.recs
-            if recs:
-                metrics = recs.get("metrics") or {}
-                table.add_row(
-                    "recommendation model",
-                    f"{recs['version']}: {recs['users']:,} users x {recs['movies']:,} movies, "
-                    f"fit {recs['fit_seconds']:.2f} s ({recs['path']})",
-                )
-                if metrics:
-                    table.add_row(
-                        "  held-out NDCG@10",
-                        f"ALS {_fmt(metrics['ndcg@10'])} vs popularity "
-                        f"{_fmt(metrics['popularity_ndcg@10'])} ({_fmt(metrics['ndcg_ratio'])}x)",
-                    )
-                else:
-                    table.add_row("  held-out NDCG@10", recs.get("metrics_note", "—"))
-                titles = ", ".join(item["title"] for item in recs["example"]["items"])
-                table.add_row("  recommendations API", f"{recs['example_url']} → {titles}")
-                table.add_row("  recs app lag", f"{result.recs_lag:,}")
-            for name, (status, folder) in result.reports.items():
-                table.add_row(f"report {name}", f"{status}: {folder}/report.html")
-            if result.reports_index:
-                table.add_row("  reports index", result.reports_index)
-            for name, rows in result.postgres_rows.items():
-                table.add_row(f"  PostgreSQL {name}", f"{rows:,} rows")
-            table.add_row("gateway", result.gateway_url)
-            bar.console.print(table)
+            bar.console.print(_demo_table(result))
             bar.console.print("stream vs batch (every closed window against a batch computation "
                               "over the same offsets):", soft_wrap=True)  # fmt: skip
-            for line in result.reconciliation:
+            for line in result.reconciliation.lines():
                 bar.console.print(f"  {line}", soft_wrap=True)
 
         result = run_demo(
@@ -935,13 +956,11 @@ def soak(
 
         result, path = soak(s, options, say=lambda m: bar.console.print(f"[green]•[/] {m}"),
                             progress=progress)  # fmt: skip
-    table = Table(title=f"soak: {result.accepted:,} events, {result.achieved_rate:,.0f}/s")
-    for column in ("goal", "value", "target", "met"):
-        table.add_column(column)
-    for name, goal in result.goals.items():
-        met = "yes" if goal["met"] else "[red]NO[/]"
-        table.add_row(name, str(goal["value"]), goal["goal"], met)
-    console.print(table)
+    console.print(
+        _goal_table(
+            result.goals, f"soak: {result.accepted:,} events, {result.achieved_rate:,.0f}/s"
+        )
+    )
     console.print(f"samples and goals in {path.parent}")
     if not result.passed:
         raise MovieflixError("the soak missed a goal (see the table)")

@@ -24,10 +24,13 @@ import httpx
 
 from movieflix_lab.config import Settings
 from movieflix_lab.exceptions import MovieflixError
+from movieflix_lab.fraud.evaluate import FraudScore
 from movieflix_lab.jobs.processes import gateway_process, stream_process
+from movieflix_lab.jobs.recs import TrainedModel
+from movieflix_lab.lab.reconcile import Reconciliation
 from movieflix_lab.simulate.runner import ProgressCallback
 
-__all__ = ["DemoOptions", "DemoResult", "run_demo"]
+__all__ = ["DemoOptions", "DemoResult", "ReportOutcome", "ServedRecs", "run_demo"]
 
 Say = Callable[[str], None]
 
@@ -40,6 +43,23 @@ class DemoOptions:
     #: Sessions per user per day, scaled: compressed, busy traffic for a short demo.
     activity: float = 20.0
     exit_after: bool = False
+
+
+@dataclass(frozen=True)
+class ServedRecs:
+    """The model the demo trained on its watch-history, and the serve app serving it."""
+
+    model: TrainedModel
+    #: ``GET example_url`` as the serve app answered it with the new version.
+    example: dict[str, Any]
+    example_url: str
+
+
+@dataclass(frozen=True)
+class ReportOutcome:
+    status: str
+    folder: str
+    duration_s: float
 
 
 @dataclass
@@ -57,17 +77,20 @@ class DemoResult:
     #: Rows per PostgreSQL table, when the PostgreSQL sink ran.
     postgres_rows: dict[str, int] = field(default_factory=dict)
     #: The fraud app's alerts on this run's traffic, scored against its labels.
-    fraud: dict[str, Any] = field(default_factory=dict)
+    fraud: FraudScore | None = None
     fraud_lag: int = 0
     #: The recommendation model trained on this run's watch-history, and a served example.
-    recs: dict[str, Any] = field(default_factory=dict)
+    recs: ServedRecs | None = None
     recs_lag: int = 0
     #: Each windowed output against the batch computation over the same offsets.
-    reconciliation: list[str] = field(default_factory=list)
-    reconciled: bool = True
-    #: Every report run on this run's data: name → (status, folder).
-    reports: dict[str, tuple[str, str]] = field(default_factory=dict)
+    reconciliation: Reconciliation = field(default_factory=Reconciliation)
+    #: Every report run on this run's data, by name.
+    reports: dict[str, ReportOutcome] = field(default_factory=dict)
     reports_index: str = ""
+
+    @property
+    def reconciled(self) -> bool:
+        return self.reconciliation.ok
 
 
 @contextmanager
@@ -136,46 +159,43 @@ def _reconcile(settings: Settings, result: DemoResult, *, wait_s: float = 30.0) 
         if check.ok or time.monotonic() > deadline:
             break
         time.sleep(3)
-    result.reconciliation = check.lines()
-    result.reconciled = check.ok
+    result.reconciliation = check
 
 
-def _score_fraud(settings: Settings, labels: Path, config: Any) -> dict[str, Any]:
+def _score_fraud(settings: Settings, labels: Path, config: Any) -> FraudScore:
     """The fraud app's alerts on this run's traffic, against the run's labels."""
     from movieflix_lab.jobs.fraud import evaluate_from_topic
 
     time.sleep(1.0)  # the last alerts in flight
     start = int(config.start.timestamp() * 1000)
     end = start + int(config.minutes * 60_000) + 3_600_000
-    report = evaluate_from_topic(settings, labels, span_ms=(start, end))
-    return {key: report[key] for key in ("alerts", "precision", "recall", "per_detector",
-                                         "per_scenario", "hard_negative_false_alerts")}  # fmt: skip
+    return evaluate_from_topic(settings, labels, span_ms=(start, end)).score
 
 
-def _train_recs(settings: Settings, labels: Path, url: str, say: Say) -> dict[str, Any]:
+def _train_recs(settings: Settings, labels: Path, url: str, say: Say) -> ServedRecs:
     """Train on the run's watch-history; wait until the serve app serves the new version."""
     from movieflix_lab.jobs.recs import train_recs
 
     trained = train_recs(settings, movies_path=labels / "movies.parquet")
-    say(f"recommendation model {trained['version']} trained on {trained['interactions']:,} "
-        f"viewings in {trained['fit_seconds']:.2f} s")  # fmt: skip
-    users = sorted(trained.get("sample_users", [])) or ["u000001"]
+    say(f"recommendation model {trained.version} trained on {trained.interactions:,} "
+        f"viewings in {trained.fit_seconds:.2f} s")  # fmt: skip
+    users = sorted(trained.sample_users) or ["u000001"]
     example: dict[str, Any] = {}
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         response = httpx.get(f"{url}/v1/recommendations/{users[0]}?n=3", timeout=5)
-        if response.status_code == 200 and response.json()["model_version"] == trained["version"]:
+        if response.status_code == 200 and response.json()["model_version"] == trained.version:
             example = response.json()
             break
         time.sleep(0.5)
     if not example:
-        raise MovieflixError(f"the serve app did not pick up model {trained['version']} in 30 s")
-    return {**trained, "example": example, "example_url": f"{url}/v1/recommendations/{users[0]}"}
+        raise MovieflixError(f"the serve app did not pick up model {trained.version} in 30 s")
+    return ServedRecs(trained, example, f"{url}/v1/recommendations/{users[0]}")
 
 
 def _run_reports(
     settings: Settings, labels: Path, config: Any, say: Say
-) -> dict[str, tuple[str, str]]:
+) -> dict[str, ReportOutcome]:
     """Every notebook, as a report on this run's data (the simulated ones: small)."""
     from movieflix_lab.reports import run_report
 
@@ -196,7 +216,7 @@ def _run_reports(
     done = {}
     for name, parameters in plan.items():
         run = run_report(settings, name, parameters)
-        done[name] = (run.status, str(run.folder))
+        done[name] = ReportOutcome(run.status, str(run.folder), run.manifest["duration_s"])
         say(f"report {name}: {run.status} ({run.manifest['duration_s']:.0f} s) → {run.folder}")
     return done
 

@@ -32,9 +32,10 @@ from typing import Any
 from movieflix_lab.config import Settings
 from movieflix_lab.events.codec import to_record
 from movieflix_lab.exceptions import MovieflixError
-from movieflix_lab.fraud.evaluate import login_scores, roc_auc, score_alerts
+from movieflix_lab.fraud.evaluate import FraudScore, login_scores, roc_auc, score_alerts
 from movieflix_lab.fraud.model import ModelConfig, OnlineFraudModel
 from movieflix_lab.jobs.processes import stream_process
+from movieflix_lab.jobs.results import Goal, jsonable
 from movieflix_lab.kafka.broker import broker_session
 from movieflix_lab.kafka.catalog import FRAUD_SIGNALS, create_topics
 from movieflix_lab.kafka.groups import delete_group, start_group_at_end, wait_for_members
@@ -49,12 +50,19 @@ from movieflix_lab.simulate import (
 )
 from movieflix_lab.simulate.runner import ProgressCallback
 
-__all__ = ["GOALS", "FraudScenario", "evaluate_from_topic", "run_fraud_eval"]
+__all__ = [
+    "GOALS",
+    "FraudEvaluation",
+    "FraudScenario",
+    "ScenarioRun",
+    "evaluate_from_topic",
+    "run_fraud_eval",
+]
 
 Say = Callable[[str], None]
 logger = logging.getLogger(__name__)
 
-#: The issue's goals: (metric, comparison, value).
+#: The goals of the fraud detectors: (metric, comparison, bound).
 GOALS = (
     ("rules precision (binge bots, credential stuffing)", ">=", 0.99),
     ("rules recall (binge bots, credential stuffing)", ">=", 0.99),
@@ -130,19 +138,60 @@ def _ato_auc(
     }
 
 
-def _goals(report: dict[str, Any]) -> list[dict[str, Any]]:
-    rules = [report["per_scenario"].get(s, {}) for s in ("binge_bot", "credential_stuffing")]
+@dataclass(frozen=True)
+class ScenarioRun:
+    """How a labelled scenario went through the pipeline (``eval fraud`` without
+    ``--from-topic``)."""
+
+    scenario: dict[str, Any]
+    events: int
+    events_per_second: float
+    max_lag_during_run: int
+    #: (seconds into the run, the fraud app's lag), every 2 s while producing.
+    lag_samples: list[tuple[float, int]]
+    left_unread: int
+    #: The River model after the run: events learned, score drifts detected.
+    model: dict[str, int]
+    roc_auc_detail: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class FraudEvaluation:
+    """The fraud detectors' alerts scored against a simulation's labels."""
+
+    score: FraudScore
+    labels: str
+    consumer_group: str
+    roc_auc_account_takeover: float | None = None
+    #: The scenario's run through broker, simulator and app (None when scored from the topic).
+    run: ScenarioRun | None = None
+    goals: list[Goal] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """One flat JSON object: the score's fields, the run's, the goals."""
+        run = jsonable(self.run) if self.run is not None else {}
+        return {
+            **jsonable(self.score),
+            "roc_auc_account_takeover": self.roc_auc_account_takeover,
+            **run,
+            "labels": self.labels,
+            "consumer_group": self.consumer_group,
+            "goals": jsonable(self.goals),
+        }
+
+
+def _goals(score: FraudScore, roc_auc: float | None) -> list[Goal]:
+    rules = [score.per_scenario.get(s, {}) for s in ("binge_bot", "credential_stuffing")]
     values = [
-        min((r.get("precision") or 0.0) for r in rules) if rules else None,
-        min((r.get("recall") or 0.0) for r in rules) if rules else None,
-        report.get("roc_auc_account_takeover"),
-        report.get("latency_p99_ms"),
+        min((r.get("precision") or 0.0) for r in rules),
+        min((r.get("recall") or 0.0) for r in rules),
+        roc_auc,
+        score.latency_p99_ms,
     ]
-    out = []
-    for (name, op, target), value in zip(GOALS, values, strict=True):
-        met = value is not None and (value >= target if op == ">=" else value < target)
-        out.append({"goal": f"{name} {op} {target}", "value": value, "met": met})
-    return out
+    return [
+        Goal.check(name, value, op, bound)
+        for (name, op, bound), value in zip(GOALS, values, strict=True)
+    ]
 
 
 def run_fraud_eval(
@@ -151,8 +200,8 @@ def run_fraud_eval(
     *,
     say: Say = lambda message: None,
     progress: ProgressCallback | None = None,
-) -> dict[str, Any]:
-    """Run ``scenario`` through broker, simulator and fraud app; return the scored report."""
+) -> FraudEvaluation:
+    """Run ``scenario`` through broker, simulator and fraud app; return it scored."""
     from movieflix_lab.streams.fraud import FRAUD_INPUTS
 
     scenario = scenario or FraudScenario()
@@ -166,7 +215,7 @@ def _run_fraud_eval(
     say: Say,
     progress: ProgressCallback | None,
     inputs: tuple[str, ...],
-) -> dict[str, Any]:
+) -> FraudEvaluation:
     from movieflix_lab.streams.runner import outstanding, wait_for_catch_up
 
     run = time.strftime("%Y%m%dT%H%M%S")
@@ -234,23 +283,20 @@ def _run_fraud_eval(
     say("scoring the River model's account-takeover ranking (same model, replayed)")
     model = OnlineFraudModel.load_or_new(work / "model")
     auc = _ato_auc(config, incidents, model.config)
-    report = {
-        **score.as_dict(),
-        "roc_auc_account_takeover": auc["roc_auc"],
-        "roc_auc_detail": auc,
-        "scenario": {**config.as_dict(), "rate": scenario.rate},
-        "events": result.events,
-        "events_per_second": round(result.events_per_second, 1),
-        "max_lag_during_run": max((lag for _, lag in lags), default=0),
-        "lag_samples": lags,
-        "left_unread": left,
-        "consumer_group": group,
-        "model": {"events_learned": model.learned, "drifts_detected": model.drifts},
-        "labels": str(labels),
-    }
-    report["goals"] = _goals(report)
+    run_ = ScenarioRun(
+        scenario={**config.as_dict(), "rate": scenario.rate},
+        events=result.events,
+        events_per_second=round(result.events_per_second, 1),
+        max_lag_during_run=max((lag for _, lag in lags), default=0),
+        lag_samples=lags,
+        left_unread=left,
+        model={"events_learned": model.learned, "drifts_detected": model.drifts},
+        roc_auc_detail=auc,
+    )
     _clean_up(settings, group, work)
-    return report
+    return FraudEvaluation(
+        score, str(labels), group, auc["roc_auc"], run_, _goals(score, auc["roc_auc"])
+    )
 
 
 def evaluate_from_topic(
@@ -259,7 +305,7 @@ def evaluate_from_topic(
     source: str | None = None,
     *,
     span_ms: tuple[int, int] | None = None,
-) -> dict[str, Any]:
+) -> FraudEvaluation:
     """Score the alerts on ``fraud-signals`` against a simulation's labels.
 
     Only the alerts of consumer group ``source`` count (default: the live fraud app's), and
@@ -286,11 +332,4 @@ def evaluate_from_topic(
     if span_ms is not None:
         alerts = [a for a in alerts if span_ms[0] <= a.get("event_time_ms", -1) <= span_ms[1]]
     score = score_alerts(alerts, incidents)
-    report = {
-        **score.as_dict(),
-        "roc_auc_account_takeover": None,
-        "labels": str(folder),
-        "consumer_group": source,
-    }
-    report["goals"] = _goals(report)
-    return report
+    return FraudEvaluation(score, str(folder), source, goals=_goals(score, None))

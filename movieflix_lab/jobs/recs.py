@@ -15,6 +15,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ import polars as pl
 
 from movieflix_lab.config import Settings
 from movieflix_lab.exceptions import MovieflixError
+from movieflix_lab.jobs.results import Goal, jsonable
 from movieflix_lab.lab.data import simulated_history
 from movieflix_lab.recs.data import (
     INTERACTIONS,
@@ -36,6 +38,9 @@ from movieflix_lab.recs.store import save_version
 
 __all__ = [
     "GOAL_RATIO",
+    "MovieLensImport",
+    "RecsEvaluation",
+    "TrainedModel",
     "import_movielens",
     "interactions_from_topic",
     "load_data",
@@ -47,6 +52,76 @@ logger = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
 #: ALS NDCG@10 over popularity's on the simulated history (where planted tastes exist).
 GOAL_RATIO = 2.0
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A version ``train recs`` fitted and saved, with its provenance."""
+
+    version: str
+    path: str
+    #: What ``provenance.json`` beside the model holds.
+    provenance: dict[str, Any]
+    users: int
+    movies: int
+    interactions: int
+    hyperparameters: dict[str, Any]
+    sample_users: list[str]
+
+    @property
+    def source(self) -> dict[str, Any]:
+        return dict(self.provenance.get("source", {}))
+
+    @property
+    def fit_seconds(self) -> float:
+        return float(self.provenance["fit_seconds"])
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """Held-out metrics (empty when there was too little data to hold any out)."""
+        return dict(self.provenance.get("metrics", {}))
+
+    @property
+    def metrics_note(self) -> str | None:
+        return self.provenance.get("metrics_note")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "path": self.path,
+            **self.provenance,
+            "users": self.users,
+            "movies": self.movies,
+            "interactions": self.interactions,
+            "hyperparameters": self.hyperparameters,
+            "sample_users": self.sample_users,
+        }
+
+
+@dataclass(frozen=True)
+class RecsEvaluation:
+    """``eval recs``: ALS next to popularity on held-out latest movies."""
+
+    #: :func:`~movieflix_lab.recs.evaluate.evaluate_recs`' metrics (``ndcg@10``, ...).
+    metrics: dict[str, Any]
+    #: Where the data came from.
+    data: dict[str, Any]
+    #: Judged on the simulated history only (its planted tastes make a goal meaningful).
+    goals: list[Goal] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.metrics, "data": self.data, "goals": jsonable(self.goals)}
+
+
+@dataclass(frozen=True)
+class MovieLensImport:
+    layout: str
+    source: str
+    out: str
+    interactions: int
+    users: int
+    movies: int
+    replayed: int = 0
 
 
 def load_data(path: Path) -> tuple[pl.DataFrame, pl.DataFrame | None, dict[str, Any]]:
@@ -118,8 +193,8 @@ def train_recs(
     progress: Progress | None = None,
     interactions: pl.DataFrame | None = None,
     source: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Fit and save a new version; returns its provenance (``version`` included)."""
+) -> TrainedModel:
+    """Fit and save a new version, with its provenance."""
     movies: pl.DataFrame | None = None
     if interactions is None:
         if data is not None:
@@ -158,10 +233,16 @@ def train_recs(
     if metrics is None:
         provenance["metrics_note"] = TOO_LITTLE
     version = save_version(model, settings.recs_model_path, provenance)
-    return {"version": version, "path": str(settings.recs_model_path / version), **provenance,
-            "users": len(model.users), "movies": len(model.movies),
-            "interactions": interactions.height, "hyperparameters": params.as_dict(),
-            "sample_users": model.users.ids[:5]}  # fmt: skip
+    return TrainedModel(
+        version=version,
+        path=str(settings.recs_model_path / version),
+        provenance=provenance,
+        users=len(model.users),
+        movies=len(model.movies),
+        interactions=interactions.height,
+        hyperparameters=params.as_dict(),
+        sample_users=list(model.users.ids[:5]),
+    )
 
 
 TOO_LITTLE = "too little data for a held-out evaluation (needs 10 users with 5+ movies)"
@@ -180,7 +261,7 @@ def run_recs_eval(
     days: float = 14.0,
     tune: bool = True,
     progress: Progress | None = None,
-) -> dict[str, Any]:
+) -> RecsEvaluation:
     """``eval recs``: on ``data``, or by default a seeded simulated history."""
     if data is not None:
         interactions, movies, source = load_data(data)
@@ -194,13 +275,12 @@ def run_recs_eval(
             f"too little data to evaluate: need at least 10 users with 5 or more movies "
             f"({interactions['user_id'].n_unique()} users, {interactions.height} interactions)"
         )
-    report = evaluate_recs(interactions, movies, tune_params=tune, progress=progress)
-    report["data"] = source
+    metrics = evaluate_recs(interactions, movies, tune_params=tune, progress=progress)
+    goals = []
     if source["kind"] == "simulated":
-        ratio = report["ndcg_ratio"] or 0.0
-        report["goals"] = {"ndcg_vs_popularity": {"goal": f">= {GOAL_RATIO}x", "value": ratio,
-                                                  "met": ratio >= GOAL_RATIO}}  # fmt: skip
-    return report
+        ratio = metrics["ndcg_ratio"] or 0.0
+        goals.append(Goal.check("NDCG@10 of ALS over popularity's", ratio, ">=", GOAL_RATIO, "x"))
+    return RecsEvaluation(metrics, source, goals)
 
 
 def import_movielens(
@@ -210,7 +290,7 @@ def import_movielens(
     out: Path | None = None,
     replay: bool = False,
     progress: Progress | None = None,
-) -> dict[str, Any]:
+) -> MovieLensImport:
     """Read a MovieLens folder, write ``interactions.parquet`` + ``movies.parquet`` (for
     ``--data``), and optionally replay its viewings into ``watch-history`` in time order."""
     data = read_movielens(path)
@@ -218,18 +298,16 @@ def import_movielens(
     out.mkdir(parents=True, exist_ok=True)
     data.interactions.write_parquet(out / "interactions.parquet")
     data.movies.write_parquet(out / "movies.parquet")
-    summary: dict[str, Any] = {
-        "layout": data.layout,
-        "source": str(path),
-        "out": str(out),
-        "interactions": data.interactions.height,
-        "users": data.interactions["user_id"].n_unique(),
-        "movies": data.movies.height,
-        "replayed": 0,
-    }
-    if replay:
-        summary["replayed"] = _replay(settings, data.interactions, progress)
-    (out / "manifest.json").write_text(json.dumps(summary, indent=2) + "\n")
+    summary = MovieLensImport(
+        layout=data.layout,
+        source=str(path),
+        out=str(out),
+        interactions=data.interactions.height,
+        users=data.interactions["user_id"].n_unique(),
+        movies=data.movies.height,
+        replayed=_replay(settings, data.interactions, progress) if replay else 0,
+    )
+    (out / "manifest.json").write_text(json.dumps(jsonable(summary), indent=2) + "\n")
     return summary
 
 
@@ -293,9 +371,9 @@ class Refitter:
             chosen = json.loads((root / newest / "provenance.json").read_text())
             params = ALSParams(**chosen.get("hyperparameters", {}))
         result = train_recs(self.settings, params=params, tune=False)
-        self.versions.append(result["version"])
-        logger.info("recs: refitted as version %s", result["version"])
-        return str(result["version"])
+        self.versions.append(result.version)
+        logger.info("recs: refitted as version %s", result.version)
+        return result.version
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):

@@ -40,6 +40,7 @@ import psutil
 from movieflix_lab.config import Settings
 from movieflix_lab.events import EventBase, encode
 from movieflix_lab.exceptions import MovieflixError
+from movieflix_lab.jobs.results import Goal, all_met
 from movieflix_lab.provenance import describe, machine
 
 __all__ = ["SoakOptions", "SoakResult", "run_soak", "soak", "write_soak"]
@@ -91,12 +92,12 @@ class SoakResult:
     drained_after_s: float | None = None
     memory_growth: dict[str, float] = field(default_factory=dict)
     achieved_rate: float = 0.0
-    goals: dict[str, dict[str, Any]] = field(default_factory=dict)
+    goals: list[Goal] = field(default_factory=list)
     machine: dict[str, Any] = field(default_factory=machine)
 
     @property
     def passed(self) -> bool:
-        return all(goal["met"] for goal in self.goals.values())
+        return all_met(self.goals)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -382,28 +383,17 @@ def _judge(result: SoakResult, options: SoakOptions, written: dict[str, int]) ->
         result.memory_growth[role] = round(late / early, 3) if early else 0.0
     bound = int(options.rate * options.burst_factor * options.burst_s) + level
     lost = {t: n for t, n in result.acknowledged_by_topic.items() if written.get(t, 0) < n}
-    result.goals = {
-        "bounded lag": {"value": result.max_lag, "goal": f"<= {bound}",
-                        "met": result.max_lag <= bound},
-        "recovery after the burst (s)": {
-            "value": result.recovered_after_s, "goal": f"<= {options.recover_goal_s:g}",
-            "met": result.recovered_after_s is not None
-            and result.recovered_after_s <= options.recover_goal_s,
-        },
-        "drained after the traffic (s)": {
-            "value": result.drained_after_s, "goal": f"<= {options.recover_goal_s:g}",
-            "met": result.drained_after_s is not None
-            and result.drained_after_s <= options.recover_goal_s,
-        },
-        "memory growth (late / early)": {
-            "value": max(result.memory_growth.values(), default=0.0),
-            "goal": f"<= {options.memory_growth_goal:g}",
-            "met": bool(result.memory_growth)
-            and max(result.memory_growth.values()) <= options.memory_growth_goal,
-        },
-        "acknowledged events lost": {"value": sum(lost.values()), "goal": "0", "met": not lost},
-        "gateway errors": {"value": result.errors, "goal": "0", "met": result.errors == 0},
-    }  # fmt: skip
+    growth = max(result.memory_growth.values()) if result.memory_growth else None
+    result.goals = [
+        Goal.check("bounded lag", result.max_lag, "<=", bound),
+        Goal.check("recovery after the burst (s)", result.recovered_after_s, "<=",
+                   options.recover_goal_s),
+        Goal.check("drained after the traffic (s)", result.drained_after_s, "<=",
+                   options.recover_goal_s),
+        Goal.check("memory growth (late / early)", growth, "<=", options.memory_growth_goal),
+        Goal.check("acknowledged events lost", sum(lost.values()), "==", 0),
+        Goal.check("gateway errors", result.errors, "==", 0),
+    ]  # fmt: skip
 
 
 def _warm(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -439,8 +429,8 @@ def write_soak(result: SoakResult, folder: Path) -> Path:
         "",
         "| goal | value | target | met |",
         "|---|---|---|---|",
-        *(f"| {name} | {g['value']} | {g['goal']} | {'yes' if g['met'] else 'NO'} |"
-          for name, g in result.goals.items()),
+        *(f"| {g.name} | {g.value} | {g.target} | {'yes' if g.met else 'NO'} |"
+          for g in result.goals),
         "",
         "Resident memory (MB) of each process:",
         "",

@@ -26,7 +26,9 @@ def test_eval_recs_json_on_the_simulated_history_meets_the_goal(tmp_path: Path) 
                 "map@10", "params", "tuning"):  # fmt: skip
         assert key in report
     assert report["ndcg@10"] >= 2 * report["popularity_ndcg@10"] > 0
-    assert report["goals"]["ndcg_vs_popularity"]["met"] is True
+    [goal] = report["goals"]
+    assert goal["name"] == "NDCG@10 of ALS over popularity's" and goal["target"] == ">= 2x"
+    assert goal["met"] is True and goal["value"] == report["ndcg_ratio"]
     # Tuned on validation: every grid point scored, the chosen one the best of them.
     best = max(report["tuning"], key=lambda row: row["validation_ndcg@10"])
     assert (best["factors"], best["alpha"]) == (

@@ -65,8 +65,10 @@ def test_malformed_line_is_named(tmp_path: Path) -> None:
 def test_eval_on_movielens_fixture_beats_popularity(tmp_path: Path) -> None:
     """The planted genre tastes are learnable: ALS finds the held-out liked movies."""
     folder = WRITERS["ml-latest"](tmp_path / "ml-latest")
-    report = run_recs_eval(data=folder, tune=False)
-    assert report["data"]["kind"] == "movielens" and report["data"]["layout"] == "ml-latest"
+    evaluation = run_recs_eval(data=folder, tune=False)
+    assert evaluation.data["kind"] == "movielens" and evaluation.data["layout"] == "ml-latest"
+    assert evaluation.goals == []  # the goal is judged on the simulated history only
+    report = evaluation.metrics
     # Evaluated: the users whose latest 2 of 10 movies (20 %) hold a liked one.
     latest: dict[int, list[float]] = {}
     for user, _, stars, _ in sorted(ratings(), key=lambda r: r[3]):

@@ -18,7 +18,7 @@ def test_a_minute_of_traffic_with_a_burst(tmp_path: Path) -> None:
                               sample_s=1.0, memory_growth_goal=1.5)  # fmt: skip
         result = run_soak(settings, options)
     write_soak(result, tmp_path / "soak")
-    failed = {name: goal for name, goal in result.goals.items() if not goal["met"]}
+    failed = [goal for goal in result.goals if not goal.met]
     assert not failed, (failed, (tmp_path / "soak" / "soak.md").read_text())
     # The burst happened and showed up as lag that then went away.
     phases = {s["phase"] for s in result.samples}

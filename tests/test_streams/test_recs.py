@@ -93,17 +93,17 @@ def test_training_reads_the_whole_topic_with_provenance(recs_world: dict[str, An
     )
     pairs = {(w.user_id, w.movie_id) for w in watches}
     # Compaction may already have dropped earlier viewings of a movie a user rewatched.
-    assert trained["source"]["kind"] == "topic"
-    assert len(pairs) <= trained["source"]["records"] <= len(watches)
+    assert trained.source["kind"] == "topic"
+    assert len(pairs) <= trained.source["records"] <= len(watches)
     reader = consumer(settings)
     try:
         ends = {str(p): list(watermarks(reader, "watch-history", p)) for p in range(6)}
     finally:
         reader.close()
-    assert trained["source"]["offsets"] == ends
-    model, provenance = load_version(settings.recs_model_path, trained["version"])
+    assert trained.source["offsets"] == ends
+    model, provenance = load_version(settings.recs_model_path, trained.version)
     batch = interactions_from_records(w.model_dump(mode="python") for w in watches)
-    assert model.interactions == trained["source"]["records"]
+    assert model.interactions == trained.source["records"]
     assert model.user_items.nnz == len(pairs)
     assert sorted(model.users.ids) == sorted(batch["user_id"].unique())
     assert provenance["data_range"]["first_event"].startswith("2026-03-0")
@@ -193,16 +193,16 @@ def test_a_new_model_version_is_picked_up_without_a_restart(recs_world: dict[str
     target = sorted({w.user_id for w in recs_world["watches"]})[0]
     watched_online = set(service.histories[target])
     trained = train_recs(settings, movies_path=recs_world["movies_file"], tune=False)
-    assert latest_version(settings.recs_model_path) == trained["version"] != old
+    assert latest_version(settings.recs_model_path) == trained.version != old
     _wait(lambda: client.get(f"/v1/recommendations/{target}").json()["model_version"]
-          == trained["version"], 10, "the new version")  # fmt: skip
+          == trained.version, 10, "the new version")  # fmt: skip
     # The refit read the viewings sent since (they are on the topic); still filtered.
     items = client.get(f"/v1/recommendations/{target}?n=100").json()["items"]
     assert not {i["movie_id"] for i in items} & watched_online
     # The topic may have been compacted since (rewatches collapse to the latest viewing):
     # the set of (user, movie) pairs only grows.
     root = settings.recs_model_path
-    before, after = load_version(root, old)[0], load_version(root, trained["version"])[0]
+    before, after = load_version(root, old)[0], load_version(root, trained.version)[0]
     assert after.user_items.nnz > before.user_items.nnz
 
 
