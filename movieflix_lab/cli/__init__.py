@@ -1,0 +1,36 @@
+"""The ``movieflix-lab`` command: thin over the library, one-line errors unless ``--debug``.
+
+One module per command group; each parses its options, calls one library function and
+renders its typed result (:mod:`movieflix_lab.cli.render`).
+"""
+
+from __future__ import annotations
+
+from movieflix_lab.cli import broker, demo, models, reports, simulate, stream, topics
+from movieflix_lab.cli.app import _options, app, err_console
+from movieflix_lab.exceptions import MovieflixError
+
+__all__ = ["app", "main"]
+_COMMANDS = (broker, demo, models, reports, simulate, stream, topics)  # registered on import
+
+
+def main() -> None:
+    """Run the CLI: errors become one line on stderr and exit code 1 unless ``--debug``."""
+    try:
+        app(prog_name="movieflix-lab")
+    except KeyboardInterrupt:
+        err_console.print("[bold red]interrupted[/]")
+        raise SystemExit(130) from None
+    except Exception as exc:
+        if _options["debug"]:
+            raise
+        if isinstance(exc, MovieflixError):
+            message = str(exc)
+        else:
+            message = f"{type(exc).__name__}: {exc} (run with --debug for the traceback)"
+        err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,172 @@
+"""How the commands show results: tables and goal lines, drawn from the jobs' typed results."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.progress import BarColumn, Progress, TimeElapsedColumn
+from rich.table import Table
+
+from movieflix_lab.cli.app import (
+    console,
+    err_console,
+)
+
+# --- topics ---------------------------------------------------------------------------
+
+
+def _print_topic_reports(reports: list[Any]) -> None:
+    colors = {"created": "green", "exists": "dim", "differs": "yellow", "altered": "cyan"}
+    table = Table(title="topic catalog")
+    table.add_column("topic")
+    table.add_column("status")
+    table.add_column("differences from the catalog")
+    for report in reports:
+        color = colors[report.status]
+        table.add_row(report.name, f"[{color}]{report.status}[/]", "; ".join(report.differences))
+    console.print(table)
+
+
+def _fmt(value: object) -> str:
+    return "—" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def _goal_lines(goals: list[Any]) -> None:
+    """Every goal a job judged, one line each (the one way goals are shown)."""
+    for goal in goals:
+        mark = "[green]met[/]" if goal.met else "[red]not met[/]"
+        console.print(f"  goal {goal.name} {goal.target}: {_fmt(goal.value)} — {mark}")
+
+
+def _goal_table(goals: list[Any], title: str) -> Table:
+    table = Table(title=title)
+    for column in ("goal", "value", "target", "met"):
+        table.add_column(column)
+    for goal in goals:
+        table.add_row(goal.name, _fmt(goal.value), goal.target,
+                      "yes" if goal.met else "[red]NO[/]")  # fmt: skip
+    return table
+
+
+def _fraud_table(report: Any) -> None:
+    score = report.score
+    table = Table(title="fraud detection against the labels")
+    for column in ("scope", "precision", "recall", "F1", "alerts", "incidents found"):
+        table.add_column(column)
+    table.add_row("overall", _fmt(score.precision), _fmt(score.recall), _fmt(score.f1),
+                  str(score.alerts), "")  # fmt: skip
+    for name, row in score.per_scenario.items():
+        found = f"{row['detected']}/{row['incidents']} ({', '.join(row['detectors'])})"
+        table.add_row(f"scenario {name}", _fmt(row["precision"]), _fmt(row["recall"]),
+                      _fmt(row["f1"]), str(row["alerts"]), found)  # fmt: skip
+    for name, row in score.per_detector.items():
+        table.add_row(f"detector {name}", _fmt(row["precision"]), "", "", str(row["alerts"]), "")
+    console.print(table)
+    hard = score.hard_negative_false_alerts
+    console.print(
+        f"false alerts: {sum(hard.values())} on hard negatives {hard or ''}, "
+        f"{score.background_false_alerts} on other traffic"
+    )
+    console.print(
+        "latency (decisive event produced → alert read): "
+        f"p50 {_fmt(score.latency_p50_ms)} ms,"
+        f" p99 {_fmt(score.latency_p99_ms)} ms; account-takeover ROC-AUC "
+        f"{_fmt(report.roc_auc_account_takeover)}"
+    )
+    _goal_lines(report.goals)
+
+
+class _StepProgress:
+    """A rich progress bar whose task follows the job's current step."""
+
+    def __init__(self, bar: Progress) -> None:
+        self.bar = bar
+        self.tasks: dict[str, Any] = {}
+
+    def __call__(self, step: str, done: int, total: int) -> None:
+        task = self.tasks.get(step)
+        if task is None:
+            task = self.tasks[step] = self.bar.add_task(step, total=max(total, 1))
+        self.bar.update(task, completed=done, total=max(total, 1))
+
+
+def _step_bar(to_stderr: bool = False) -> Progress:
+    return Progress(
+        "[progress.description]{task.description}", BarColumn(),
+        "{task.completed:,.0f}/{task.total:,.0f}", TimeElapsedColumn(),
+        console=err_console if to_stderr else console, transient=True,
+    )  # fmt: skip
+
+
+def _recs_table(report: dict[str, Any], title: str) -> None:
+    """Held-out metrics (:func:`~movieflix_lab.recs.evaluate.evaluate_recs`'), ALS next to
+    popularity."""
+    k = report.get("k", 10)
+    table = Table(title=title)
+    for column in ("metric", "ALS", "popularity"):
+        table.add_column(column)
+    for metric in (f"precision@{k}", f"recall@{k}", f"ndcg@{k}", f"map@{k}", "coverage"):
+        table.add_row(metric, _fmt(report.get(metric)), _fmt(report.get(f"popularity_{metric}")))
+    console.print(table)
+    console.print(
+        f"NDCG@{k} ALS / popularity: {_fmt(report.get('ndcg_ratio'))}x; "
+        f"{report.get('users_evaluated', 0):,} users evaluated on their latest "
+        f"{report.get('holdout', 0.2):.0%} of movies; hyper-parameters {report.get('params')}"
+    )
+
+
+def _demo_table(result: Any) -> Table:
+    """The demo's summary: one row per thing it ran, from its typed result."""
+    table = Table(title="MovieFlix Lab demo", show_header=False)
+    table.add_row("events through the gateway", f"{result.events:,}")
+    for topic, count in sorted(result.topic_messages.items()):
+        table.add_row(f"  messages in {topic}", f"{count:,}")
+    table.add_row("labelled incidents", f"{result.incidents} ({result.labels_dir})")
+    table.add_row(
+        "closed genre windows (30 min)",
+        f"{result.genre_windows} in data/processed/genre_watch_time"
+        + (f"; longest watched: {result.top_genre}" if result.top_genre else ""),
+    )
+    table.add_row("analytics lag", f"{result.analytics_lag:,}")
+    fraud = result.fraud
+    if fraud is not None:
+        detectors = ", ".join(f"{name} {row['alerts']}" for name, row in fraud.per_detector.items())
+        table.add_row("fraud alerts on fraud-signals", f"{fraud.alerts} ({detectors})")
+        found = ", ".join(
+            f"{name} {row['detected']}/{row['incidents']}"
+            for name, row in fraud.per_scenario.items()
+        )
+        table.add_row(
+            "  against the labels",
+            f"precision {_fmt(fraud.precision)}, recall {_fmt(fraud.recall)}; "
+            f"incidents caught: {found}",
+        )
+        table.add_row("  fraud app lag", f"{result.fraud_lag:,}")
+        table.add_row("  alerts API", f"{result.gateway_url}/v1/fraud/alerts")
+    recs = result.recs
+    if recs is not None:
+        model, metrics = recs.model, recs.model.metrics
+        table.add_row(
+            "recommendation model",
+            f"{model.version}: {model.users:,} users x {model.movies:,} movies, "
+            f"fit {model.fit_seconds:.2f} s ({model.path})",
+        )
+        if metrics:
+            table.add_row(
+                "  held-out NDCG@10",
+                f"ALS {_fmt(metrics['ndcg@10'])} vs popularity "
+                f"{_fmt(metrics['popularity_ndcg@10'])} ({_fmt(metrics['ndcg_ratio'])}x)",
+            )
+        else:
+            table.add_row("  held-out NDCG@10", model.metrics_note or "—")
+        titles = ", ".join(item["title"] for item in recs.example["items"])
+        table.add_row("  recommendations API", f"{recs.example_url} → {titles}")
+        table.add_row("  recs app lag", f"{result.recs_lag:,}")
+    for name, report in result.reports.items():
+        table.add_row(f"report {name}", f"{report.status}: {report.folder}/report.html")
+    if result.reports_index:
+        table.add_row("  reports index", result.reports_index)
+    for name, rows in result.postgres_rows.items():
+        table.add_row(f"  PostgreSQL {name}", f"{rows:,} rows")
+    table.add_row("gateway", result.gateway_url)
+    return table
