@@ -7,7 +7,7 @@ renders its typed result (:mod:`movieflix_lab.cli.render`).
 from __future__ import annotations
 
 from movieflix_lab.cli import broker, demo, models, reports, simulate, stream, topics
-from movieflix_lab.cli.app import _options, app, err_console
+from movieflix_lab.cli.app import app, cli_options, err_console
 from movieflix_lab.exceptions import MovieflixError
 
 __all__ = ["app", "main"]
@@ -22,7 +22,7 @@ def main() -> None:
         err_console.print("[bold red]interrupted[/]")
         raise SystemExit(130) from None
     except Exception as exc:
-        if _options["debug"]:
+        if cli_options["debug"]:
             raise
         if isinstance(exc, MovieflixError):
             message = str(exc)

@@ -16,7 +16,7 @@ err_console = Console(stderr=True)
 
 
 #: Set by the root callback; read by :func:`main` when an error reaches it.
-_options = {"debug": False}
+cli_options = {"debug": False}
 
 
 app = typer.Typer(
@@ -43,7 +43,7 @@ app.add_typer(import_app, name="import")
 def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
 ) -> None:
-    _options["debug"] = debug
+    cli_options["debug"] = debug
 
 
 def settings() -> Settings:

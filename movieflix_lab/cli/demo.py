@@ -13,8 +13,8 @@ from movieflix_lab.cli.app import (
     settings,
 )
 from movieflix_lab.cli.render import (
-    _demo_table,
-    _goal_table,
+    demo_table,
+    goal_table,
 )
 from movieflix_lab.exceptions import MovieflixError
 
@@ -64,7 +64,7 @@ def demo(
 
         def summary(result: DemoResult) -> None:
             bar.update(task, visible=False)
-            bar.console.print(_demo_table(result))
+            bar.console.print(demo_table(result))
             bar.console.print("stream vs batch (every closed window against a batch computation "
                               "over the same offsets):", soft_wrap=True)  # fmt: skip
             for line in result.reconciliation.lines():
@@ -121,9 +121,7 @@ def soak(
         result, path = soak(s, options, say=lambda m: bar.console.print(f"[green]•[/] {m}"),
                             progress=progress)  # fmt: skip
     console.print(
-        _goal_table(
-            result.goals, f"soak: {result.accepted:,} events, {result.achieved_rate:,.0f}/s"
-        )
+        goal_table(result.goals, f"soak: {result.accepted:,} events, {result.achieved_rate:,.0f}/s")
     )
     console.print(f"samples and goals in {path.parent}")
     if not result.passed:

@@ -17,11 +17,11 @@ from movieflix_lab.cli.app import (
     train_app,
 )
 from movieflix_lab.cli.render import (
-    _fraud_table,
-    _goal_lines,
-    _recs_table,
-    _step_bar,
-    _StepProgress,
+    StepProgress,
+    fraud_table,
+    goal_lines,
+    recs_table,
+    step_bar,
 )
 
 # --- evaluation -----------------------------------------------------------------------
@@ -69,7 +69,7 @@ def eval_fraud(
     if as_json:
         print(json.dumps(jsonable(report), default=str))
     else:
-        _fraud_table(report)
+        fraud_table(report)
 
 
 # --- recommendations ------------------------------------------------------------------
@@ -99,16 +99,16 @@ def train_recs_command(
         from movieflix_lab.kafka.client import wait_until_reachable
 
         wait_until_reachable(s)
-    with _step_bar() as bar:
+    with step_bar() as bar:
         result = train_recs(s, data=data, movies_path=movies, tune=tune,
-                            progress=_StepProgress(bar))  # fmt: skip
+                            progress=StepProgress(bar))  # fmt: skip
     console.print(
         f"[green]•[/] model [bold]{result.version}[/]: {result.users:,} users, "
         f"{result.movies:,} movies, {result.interactions:,} interactions, fit in "
         f"{result.fit_seconds:.2f} s → {result.path}"
     )
     if result.metrics:
-        _recs_table(result.metrics, "held-out latest movies (model fitted before them)")
+        recs_table(result.metrics, "held-out latest movies (model fitted before them)")
     else:
         console.print(result.metrics_note or "")
 
@@ -136,14 +136,14 @@ def eval_recs(
     from movieflix_lab.jobs.recs import run_recs_eval
     from movieflix_lab.jobs.results import jsonable
 
-    with _step_bar(to_stderr=as_json) as bar:
+    with step_bar(to_stderr=as_json) as bar:
         report = run_recs_eval(data=data, seed=seed, users=users, days=days, tune=tune,
-                               progress=_StepProgress(bar))  # fmt: skip
+                               progress=StepProgress(bar))  # fmt: skip
     if as_json:
         print(json.dumps(jsonable(report), default=str))
         return
-    _recs_table(report.metrics, "recommendations on held-out latest movies")
-    _goal_lines(report.goals)
+    recs_table(report.metrics, "recommendations on held-out latest movies")
+    goal_lines(report.goals)
 
 
 @import_app.command("movielens")
@@ -166,8 +166,8 @@ def import_movielens_command(
         from movieflix_lab.kafka.client import wait_until_reachable
 
         wait_until_reachable(s)
-    with _step_bar() as bar:
-        summary = import_movielens(s, path, out=out, replay=replay, progress=_StepProgress(bar))
+    with step_bar() as bar:
+        summary = import_movielens(s, path, out=out, replay=replay, progress=StepProgress(bar))
     console.print(
         f"[green]•[/] {summary.layout}: {summary.interactions:,} ratings of "
         f"{summary.movies:,} movies by {summary.users:,} users → {summary.out}"

@@ -15,7 +15,7 @@ from movieflix_lab.cli.app import (
 # --- topics ---------------------------------------------------------------------------
 
 
-def _print_topic_reports(reports: list[Any]) -> None:
+def print_topic_reports(reports: list[Any]) -> None:
     colors = {"created": "green", "exists": "dim", "differs": "yellow", "altered": "cyan"}
     table = Table(title="topic catalog")
     table.add_column("topic")
@@ -27,40 +27,40 @@ def _print_topic_reports(reports: list[Any]) -> None:
     console.print(table)
 
 
-def _fmt(value: object) -> str:
+def fmt(value: object) -> str:
     return "—" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
-def _goal_lines(goals: list[Any]) -> None:
+def goal_lines(goals: list[Any]) -> None:
     """Every goal a job judged, one line each (the one way goals are shown)."""
     for goal in goals:
         mark = "[green]met[/]" if goal.met else "[red]not met[/]"
-        console.print(f"  goal {goal.name} {goal.target}: {_fmt(goal.value)} — {mark}")
+        console.print(f"  goal {goal.name} {goal.target}: {fmt(goal.value)} — {mark}")
 
 
-def _goal_table(goals: list[Any], title: str) -> Table:
+def goal_table(goals: list[Any], title: str) -> Table:
     table = Table(title=title)
     for column in ("goal", "value", "target", "met"):
         table.add_column(column)
     for goal in goals:
-        table.add_row(goal.name, _fmt(goal.value), goal.target,
+        table.add_row(goal.name, fmt(goal.value), goal.target,
                       "yes" if goal.met else "[red]NO[/]")  # fmt: skip
     return table
 
 
-def _fraud_table(report: Any) -> None:
+def fraud_table(report: Any) -> None:
     score = report.score
     table = Table(title="fraud detection against the labels")
     for column in ("scope", "precision", "recall", "F1", "alerts", "incidents found"):
         table.add_column(column)
-    table.add_row("overall", _fmt(score.precision), _fmt(score.recall), _fmt(score.f1),
+    table.add_row("overall", fmt(score.precision), fmt(score.recall), fmt(score.f1),
                   str(score.alerts), "")  # fmt: skip
     for name, row in score.per_scenario.items():
         found = f"{row['detected']}/{row['incidents']} ({', '.join(row['detectors'])})"
-        table.add_row(f"scenario {name}", _fmt(row["precision"]), _fmt(row["recall"]),
-                      _fmt(row["f1"]), str(row["alerts"]), found)  # fmt: skip
+        table.add_row(f"scenario {name}", fmt(row["precision"]), fmt(row["recall"]),
+                      fmt(row["f1"]), str(row["alerts"]), found)  # fmt: skip
     for name, row in score.per_detector.items():
-        table.add_row(f"detector {name}", _fmt(row["precision"]), "", "", str(row["alerts"]), "")
+        table.add_row(f"detector {name}", fmt(row["precision"]), "", "", str(row["alerts"]), "")
     console.print(table)
     hard = score.hard_negative_false_alerts
     console.print(
@@ -69,14 +69,14 @@ def _fraud_table(report: Any) -> None:
     )
     console.print(
         "latency (decisive event produced → alert read): "
-        f"p50 {_fmt(score.latency_p50_ms)} ms,"
-        f" p99 {_fmt(score.latency_p99_ms)} ms; account-takeover ROC-AUC "
-        f"{_fmt(report.roc_auc_account_takeover)}"
+        f"p50 {fmt(score.latency_p50_ms)} ms,"
+        f" p99 {fmt(score.latency_p99_ms)} ms; account-takeover ROC-AUC "
+        f"{fmt(report.roc_auc_account_takeover)}"
     )
-    _goal_lines(report.goals)
+    goal_lines(report.goals)
 
 
-class _StepProgress:
+class StepProgress:
     """A rich progress bar whose task follows the job's current step."""
 
     def __init__(self, bar: Progress) -> None:
@@ -90,7 +90,7 @@ class _StepProgress:
         self.bar.update(task, completed=done, total=max(total, 1))
 
 
-def _step_bar(to_stderr: bool = False) -> Progress:
+def step_bar(to_stderr: bool = False) -> Progress:
     return Progress(
         "[progress.description]{task.description}", BarColumn(),
         "{task.completed:,.0f}/{task.total:,.0f}", TimeElapsedColumn(),
@@ -98,7 +98,7 @@ def _step_bar(to_stderr: bool = False) -> Progress:
     )  # fmt: skip
 
 
-def _recs_table(report: dict[str, Any], title: str) -> None:
+def recs_table(report: dict[str, Any], title: str) -> None:
     """Held-out metrics (:func:`~movieflix_lab.recs.evaluate.evaluate_recs`'), ALS next to
     popularity."""
     k = report.get("k", 10)
@@ -106,16 +106,16 @@ def _recs_table(report: dict[str, Any], title: str) -> None:
     for column in ("metric", "ALS", "popularity"):
         table.add_column(column)
     for metric in (f"precision@{k}", f"recall@{k}", f"ndcg@{k}", f"map@{k}", "coverage"):
-        table.add_row(metric, _fmt(report.get(metric)), _fmt(report.get(f"popularity_{metric}")))
+        table.add_row(metric, fmt(report.get(metric)), fmt(report.get(f"popularity_{metric}")))
     console.print(table)
     console.print(
-        f"NDCG@{k} ALS / popularity: {_fmt(report.get('ndcg_ratio'))}x; "
+        f"NDCG@{k} ALS / popularity: {fmt(report.get('ndcg_ratio'))}x; "
         f"{report.get('users_evaluated', 0):,} users evaluated on their latest "
         f"{report.get('holdout', 0.2):.0%} of movies; hyper-parameters {report.get('params')}"
     )
 
 
-def _demo_table(result: Any) -> Table:
+def demo_table(result: Any) -> Table:
     """The demo's summary: one row per thing it ran, from its typed result."""
     table = Table(title="MovieFlix Lab demo", show_header=False)
     table.add_row("events through the gateway", f"{result.events:,}")
@@ -138,7 +138,7 @@ def _demo_table(result: Any) -> Table:
         )
         table.add_row(
             "  against the labels",
-            f"precision {_fmt(fraud.precision)}, recall {_fmt(fraud.recall)}; "
+            f"precision {fmt(fraud.precision)}, recall {fmt(fraud.recall)}; "
             f"incidents caught: {found}",
         )
         table.add_row("  fraud app lag", f"{result.fraud_lag:,}")
@@ -154,8 +154,8 @@ def _demo_table(result: Any) -> Table:
         if metrics:
             table.add_row(
                 "  held-out NDCG@10",
-                f"ALS {_fmt(metrics['ndcg@10'])} vs popularity "
-                f"{_fmt(metrics['popularity_ndcg@10'])} ({_fmt(metrics['ndcg_ratio'])}x)",
+                f"ALS {fmt(metrics['ndcg@10'])} vs popularity "
+                f"{fmt(metrics['popularity_ndcg@10'])} ({fmt(metrics['ndcg_ratio'])}x)",
             )
         else:
             table.add_row("  held-out NDCG@10", model.metrics_note or "—")

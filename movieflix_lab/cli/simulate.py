@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -88,14 +88,8 @@ def simulate(
     """Generate seeded MovieFlix traffic with labelled fraud (labels go to data/raw/)."""
     from rich.progress import MofNCompleteColumn
 
-    from movieflix_lab.simulate import (
-        GatewaySink,
-        JsonlSink,
-        KafkaSink,
-        ParquetSink,
-        SimulationConfig,
-        run_simulation,
-    )
+    from movieflix_lab.jobs.simulate import simulate as run
+    from movieflix_lab.simulate import SimulationConfig
 
     if rate is not None and speedup is not None:
         raise typer.BadParameter("give --rate or --speedup, not both")
@@ -113,22 +107,7 @@ def simulate(
     )
     if start is not None:
         config = replace(config, start=start if start.tzinfo else start.replace(tzinfo=UTC))
-    run_name = f"seed{seed}-u{users}-" + (f"{events}ev" if events else f"{config.minutes:g}min")
-    run_name += f"-{config.start:%Y%m%dT%H%M}"
-    labels = labels_dir or s.raw_dir / "simulations" / run_name
     to_stdout = via_gateway is None and out is Output.jsonl and path is None
-    sink: Any
-    if via_gateway is not None:
-        sink = GatewaySink(via_gateway, api_key=s.api_key_value)
-    elif out is Output.kafka:
-        from movieflix_lab.kafka.client import wait_until_reachable
-
-        wait_until_reachable(s)
-        sink = KafkaSink(s)
-    elif out is Output.jsonl:
-        sink = JsonlSink(path)
-    else:
-        sink = ParquetSink(path or s.processed_dir / "simulated" / run_name)
 
     shown = Console(stderr=True) if to_stdout else console
     with Progress(
@@ -146,11 +125,11 @@ def simulate(
         def progress(count: int, simulated_minutes: float) -> None:
             bar.update(task, completed=count if events else simulated_minutes)
 
-        result = run_simulation(
-            config, sink, rate=rate, speedup=speedup, labels_dir=labels, progress=progress
-        )
+        done = run(s, config, out=out.value, path=path, via_gateway=via_gateway, rate=rate,
+                   speedup=speedup, labels_dir=labels_dir, progress=progress)  # fmt: skip
+    result = done.result
     shown.print(
         f"{result.events:,} events ({result.events_per_second:,.0f}/s), "
         f"{result.incidents} labelled incidents, {result.simulated_minutes:.1f} simulated "
-        f"minutes; labels in {labels}"
+        f"minutes; labels in {done.labels_dir}"
     )

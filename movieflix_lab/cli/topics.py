@@ -14,7 +14,7 @@ from movieflix_lab.cli.app import (
     topics_app,
 )
 from movieflix_lab.cli.render import (
-    _print_topic_reports,
+    print_topic_reports,
 )
 from movieflix_lab.exceptions import MovieflixError
 
@@ -35,7 +35,7 @@ def topics_create(
     s = settings()
     wait_until_reachable(s)
     reports = create_topics(s, alter=alter)
-    _print_topic_reports(reports)
+    print_topic_reports(reports)
     if any(report.status == "differs" for report in reports):
         console.print("some topics differ from the catalog: `topics create --alter` aligns them")
 
