@@ -142,6 +142,39 @@ def _severity(ratio: float) -> Any:
     return "critical" if ratio >= 2 else "high" if ratio >= 1.3 else "medium"
 
 
+def _user_alert(
+    detector: str,
+    event: dict[str, Any],
+    ts: int,
+    *,
+    score: float,
+    severity: Any,
+    window: tuple[int, int],
+    evidence: dict[str, Any],
+    now: int,
+    decisive: tuple[str, int] | None = None,
+) -> Alert:
+    """An alert on ``event``'s user (``ts``: its event time). The decisive event is
+    ``event`` itself unless given as (event id, event time); then ``event`` triggered it."""
+    user = event["user_id"]
+    decisive_id, decisive_ms = decisive or (event["event_id"], ts)
+    return Alert(
+        detector=detector,
+        entity_kind="user",
+        entity_id=user,
+        user_ids=[user],
+        score=score,
+        severity=severity,
+        window_start_ms=window[0],
+        window_end_ms=window[1],
+        evidence=evidence,
+        decisive_event_id=decisive_id,
+        event_time_ms=decisive_ms,
+        trigger_event_id=event["event_id"] if decisive else "",
+        detected_at_ms=now,
+    )
+
+
 def _binge(
     memory: Memory, event: dict[str, Any], ts: int, cfg: RuleConfig, now: int
 ) -> list[Alert]:
@@ -158,133 +191,117 @@ def _binge(
         memory["binge_until"] = ts + cfg.ms("cooldown")
         return []
     memory["binge_until"] = ts + cfg.ms("cooldown")
-    user = event["user_id"]
+    ratio = len(starts) / cfg.binge_movies
+    evidence = {"movies_started": len(starts), "window_s": window // 1000,
+                "event_ids": ids[:3] + ids[-2:]}  # fmt: skip
+    span = (starts[0], starts[0] + window)
     return [
-        Alert(
-            detector="binge_bot",
-            entity_kind="user",
-            entity_id=user,
-            user_ids=[user],
-            score=len(starts) / cfg.binge_movies,
-            severity=_severity(len(starts) / cfg.binge_movies),
-            window_start_ms=starts[0],
-            window_end_ms=starts[0] + window,
-            evidence={
-                "movies_started": len(starts),
-                "window_s": window // 1000,
-                "event_ids": ids[:3] + ids[-2:],
-            },
-            decisive_event_id=event["event_id"],
-            event_time_ms=ts,
-            detected_at_ms=now,
-        )
-    ]
+        _user_alert("binge_bot", event, ts, score=ratio, severity=_severity(ratio), window=span,
+                    evidence=evidence, now=now)
+    ]  # fmt: skip
+
+
+def _failed_login_burst(
+    memory: Memory, event: dict[str, Any], ts: int, cfg: RuleConfig, now: int
+) -> list[Alert]:
+    """``failed_logins`` failed logins of one user inside ``failed_window``."""
+    window = cfg.ms("failed_window")
+    failed = _slide(memory.get("failed", []), ts, window)
+    memory["failed"] = failed
+    if len(failed) < cfg.failed_logins:
+        return []
+    cooling = _cooling(memory, "failed_until", ts)
+    memory["failed_until"] = ts + cfg.ms("cooldown")
+    if cooling:
+        return []
+    ratio = len(failed) / cfg.failed_logins
+    return [_user_alert("failed_login_burst", event, ts, score=ratio, severity=_severity(ratio),
+                        window=(failed[0], failed[0] + window),
+                        evidence={"failed_logins": len(failed), "ip": event.get("ip")},
+                        now=now)]  # fmt: skip
+
+
+def _impossible_travel(
+    memory: Memory, event: dict[str, Any], ts: int, cfg: RuleConfig, now: int
+) -> list[Alert]:
+    """Two successful logins of one user from countries too far apart for the time between."""
+    last, country = memory.get("last_login"), event["country"]
+    if not last or last["country"] == country:
+        return []
+    km = _km(last["country"], country)
+    hours = max(ts - last["ts"], 1) / 3_600_000
+    if km is None or km < cfg.travel_min_km or km / hours <= cfg.travel_kmh:
+        return []
+    cooling = _cooling(memory, "travel_until", ts)
+    memory["travel_until"] = ts + cfg.ms("cooldown")
+    if cooling:
+        return []
+    evidence = {"from": last["country"], "to": country, "km": round(km),
+                "minutes": round((ts - last["ts"]) / 60_000, 1),
+                "event_ids": [last["event_id"], event["event_id"]]}  # fmt: skip
+    score = round(km / hours / cfg.travel_kmh, 3)
+    return [
+        _user_alert("impossible_travel", event, ts, score=score, severity="high",
+                    window=(last["ts"], ts), evidence=evidence, now=now)
+    ]  # fmt: skip
+
+
+def _remember_login(memory: Memory, event: dict[str, Any], ts: int, devices: list[str]) -> None:
+    """Note a successful login: a country and device both new to the user open a watch for
+    activity on that device (``new_login_activity``)."""
+    country, device = event["country"], event["device_id"]
+    countries: list[str] = memory.setdefault("countries", [])
+    if countries and country not in countries and device not in devices:
+        memory["novel"] = {"ts": ts, "event_id": event["event_id"], "device": device,
+                           "country": country, "activity": 0}  # fmt: skip
+    memory["last_login"] = {"ts": ts, "country": country, "event_id": event["event_id"]}
+    if country not in countries:
+        countries.append(country)
+        del countries[:-10]
+
+
+def _new_login_activity(
+    memory: Memory, event: dict[str, Any], ts: int, cfg: RuleConfig, now: int
+) -> list[Alert]:
+    """``novel_activity`` starts or searches on the device of a login from a new country
+    and device (the decisive event is that login)."""
+    novel = memory.get("novel")
+    if not novel or event["event_type"] not in ("play", "search"):
+        return []
+    if event.get("device_id") != novel["device"]:
+        return []
+    if event.get("position_s", 0) == 0:
+        novel["activity"] += 1
+    if novel["activity"] < cfg.novel_activity or _cooling(memory, "novel_until", ts):
+        return []
+    memory["novel_until"] = novel["ts"] + cfg.ms("cooldown")
+    evidence = {"country": novel["country"], "device_id": novel["device"],
+                "known_countries": memory.get("countries", [])[:-1],
+                "activity": novel["activity"], "event_ids": [novel["event_id"]]}  # fmt: skip
+    return [_user_alert("new_login_activity", event, ts, score=1.0, severity="high",
+                        window=(novel["ts"], novel["ts"] + cfg.ms("novel_window")),
+                        evidence=evidence, now=now,
+                        decisive=(novel["event_id"], novel["ts"]))]  # fmt: skip
 
 
 def _logins(
     memory: Memory, event: dict[str, Any], ts: int, cfg: RuleConfig, now: int
 ) -> list[Alert]:
-    alerts: list[Alert] = []
-    user = event["user_id"]
-    kind = event["event_type"]
+    """The login detectors, one step each: a failed login feeds the failed-login burst; a
+    successful one impossible travel, then the user's login memory; activity feeds the
+    watch a new country and device opened."""
     devices: list[str] = memory.setdefault("devices", [])
     novel: Memory | None = memory.get("novel")
     if novel and ts - novel["ts"] > cfg.ms("novel_window"):
-        novel = memory["novel"] = None
-    if kind == "login" and not event["success"]:
-        failed = _slide(memory.get("failed", []), ts, cfg.ms("failed_window"))
-        memory["failed"] = failed
-        if len(failed) >= cfg.failed_logins:
-            if not _cooling(memory, "failed_until", ts):
-                alerts.append(
-                    Alert(
-                        detector="failed_login_burst",
-                        entity_kind="user",
-                        entity_id=user,
-                        user_ids=[user],
-                        score=len(failed) / cfg.failed_logins,
-                        severity=_severity(len(failed) / cfg.failed_logins),
-                        window_start_ms=failed[0],
-                        window_end_ms=failed[0] + cfg.ms("failed_window"),
-                        evidence={"failed_logins": len(failed), "ip": event.get("ip")},
-                        decisive_event_id=event["event_id"],
-                        event_time_ms=ts,
-                        detected_at_ms=now,
-                    )
-                )
-            memory["failed_until"] = ts + cfg.ms("cooldown")
-    elif kind == "login":
-        country, device = event["country"], event["device_id"]
-        countries: list[str] = memory.setdefault("countries", [])
-        last = memory.get("last_login")
-        if last and last["country"] != country:
-            km = _km(last["country"], country)
-            hours = max(ts - last["ts"], 1) / 3_600_000
-            if km is not None and km >= cfg.travel_min_km and km / hours > cfg.travel_kmh:
-                if not _cooling(memory, "travel_until", ts):
-                    alerts.append(
-                        Alert(
-                            detector="impossible_travel",
-                            entity_kind="user",
-                            entity_id=user,
-                            user_ids=[user],
-                            score=round(km / hours / cfg.travel_kmh, 3),
-                            severity="high",
-                            window_start_ms=last["ts"],
-                            window_end_ms=ts,
-                            evidence={
-                                "from": last["country"],
-                                "to": country,
-                                "km": round(km),
-                                "minutes": round((ts - last["ts"]) / 60_000, 1),
-                                "event_ids": [last["event_id"], event["event_id"]],
-                            },
-                            decisive_event_id=event["event_id"],
-                            event_time_ms=ts,
-                            detected_at_ms=now,
-                        )
-                    )
-                memory["travel_until"] = ts + cfg.ms("cooldown")
-        if countries and country not in countries and device not in devices:
-            memory["novel"] = {
-                "ts": ts,
-                "event_id": event["event_id"],
-                "device": device,
-                "country": country,
-                "activity": 0,
-            }
-        memory["last_login"] = {"ts": ts, "country": country, "event_id": event["event_id"]}
-        if country not in countries:
-            countries.append(country)
-            del countries[:-10]
-    elif novel and kind in ("play", "search") and event.get("device_id") == novel["device"]:
-        if event.get("position_s", 0) == 0:
-            novel["activity"] += 1
-        if novel["activity"] >= cfg.novel_activity and not _cooling(memory, "novel_until", ts):
-            memory["novel_until"] = novel["ts"] + cfg.ms("cooldown")
-            alerts.append(
-                Alert(
-                    detector="new_login_activity",
-                    entity_kind="user",
-                    entity_id=user,
-                    user_ids=[user],
-                    score=1.0,
-                    severity="high",
-                    window_start_ms=novel["ts"],
-                    window_end_ms=novel["ts"] + cfg.ms("novel_window"),
-                    evidence={
-                        "country": novel["country"],
-                        "device_id": novel["device"],
-                        "known_countries": memory.get("countries", [])[:-1],
-                        "activity": novel["activity"],
-                        "event_ids": [novel["event_id"]],
-                    },
-                    decisive_event_id=novel["event_id"],
-                    event_time_ms=novel["ts"],
-                    trigger_event_id=event["event_id"],
-                    detected_at_ms=now,
-                )
-            )
+        memory["novel"] = None
+    alerts: list[Alert] = []
+    if event["event_type"] == "login" and not event["success"]:
+        alerts = _failed_login_burst(memory, event, ts, cfg, now)
+    elif event["event_type"] == "login":
+        alerts = _impossible_travel(memory, event, ts, cfg, now)
+        _remember_login(memory, event, ts, devices)
+    else:
+        alerts = _new_login_activity(memory, event, ts, cfg, now)
     device = event.get("device_id")
     if device and device not in devices:
         devices.append(device)
