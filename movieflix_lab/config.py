@@ -87,7 +87,7 @@ class Settings(BaseSettings):
     #: its partition's memtable until the memtable is flushed, so an app's memory climbs by
     #: about buffer x store partitions and drops back at each flush. Quix's defaults (a 1 GB
     #: cache, three 64 MB buffers per partition) let the fraud app (12 store partitions)
-    #: climb ~10 MB a minute at 500 events/s for over an hour before its first flush.
+    #: climb for over an hour before its first flush (``make soak`` measures memory).
     stream_state_cache_mb: int = Field(64, ge=8)
     stream_state_write_buffer_mb: int = Field(4, ge=1)
     #: PostgreSQL sink of the stream apps (window results, watch-history rows); off if unset.
@@ -158,6 +158,8 @@ class Settings(BaseSettings):
     kafka_heap: str = "1g"
     #: Seconds ``broker start`` waits for the broker to answer metadata requests.
     kafka_start_timeout_s: float = Field(90.0, gt=0)
+    #: How long a command waits for the cluster to answer before it says none does.
+    kafka_connect_timeout_s: float = Field(10.0, gt=0)
     #: A JDK/JRE to run the broker with; ``JAVA_HOME`` is honoured too.
     java_home: Path | None = Field(
         None, validation_alias=AliasChoices("MOVIEFLIX_JAVA_HOME", "JAVA_HOME", "java_home")

@@ -5,7 +5,9 @@ from tests.fixtures import cli_env, free_port, run_cli
 
 
 def _no_broker_env() -> dict[str, str]:
-    return cli_env(Settings(kafka_bootstrap=f"127.0.0.1:{free_port()}"))
+    # Nothing listens there: the commands give up after 2 s instead of 10.
+    return cli_env(Settings(kafka_bootstrap=f"127.0.0.1:{free_port()}"),
+                   MOVIEFLIX_KAFKA_CONNECT_TIMEOUT_S="2")  # fmt: skip
 
 
 def test_errors_are_one_line_without_a_traceback() -> None:

@@ -113,14 +113,15 @@ def consumer(settings: Settings, group_id: str | None = None, **overrides: Any) 
     return Consumer(config)
 
 
-def wait_until_reachable(settings: Settings, timeout: float = 10.0) -> int:
+def wait_until_reachable(settings: Settings, timeout: float | None = None) -> int:
     """Return the number of brokers once the cluster answers a metadata request.
 
-    Raises :class:`KafkaUnavailable` with a one-line message when it does not.
+    Raises :class:`KafkaUnavailable` with a one-line message when it does not within
+    ``timeout`` seconds (default ``MOVIEFLIX_KAFKA_CONNECT_TIMEOUT_S``).
     """
     admin = admin_client(settings)
     try:
-        metadata = admin.list_topics(timeout=timeout)
+        metadata = admin.list_topics(timeout=timeout or settings.kafka_connect_timeout_s)
     except KafkaException as exc:
         hint = (
             "start the local broker with `movieflix-lab broker start`"

@@ -76,8 +76,8 @@ class DeadLetters:
     checkpoint, so a skipped message's offset is never committed before its dead letter is
     durable — and under exactly-once the letter is part of the checkpoint's transaction,
     written once. Without it (a library user), each letter is flushed as it is written, one
-    broker round trip each: 1% of poison then cost 14% of the analytics app's throughput,
-    against 7% through the app's producer (`benchmarks/poison.py`).
+    broker round trip each: poison then costs the analytics app about twice the throughput
+    it costs through the app's producer (`benchmarks/poison.py` measures it).
 
     The log names the first letters one by one, then sums them up at most every 30 s.
     """
@@ -346,9 +346,9 @@ def stream_application(
     alerts would wait for that at every hop (the IP repartition topic is a second one), and
     with several input topics aligned by event time a record also waits for every other
     partition's buffer to be fed. Polls of 5 ms, fetches waiting at most 5 ms and buffers of
-    100 messages per partition took the fraud alerts' p99 at 5,000 events/s from 0.7-1.4 s
-    (50-ms polls, 500-message buffers) to 0.3-0.46 s, for a few per cent of a core polling
-    while idle.
+    100 messages per partition cut the fraud alerts' p99 to less than half of what 50-ms
+    polls and 500-message buffers gave (``benchmarks/fraud_detection.py``), for a little CPU
+    polling while idle.
     """
     dead_letters = DeadLetters(settings, name)
     state_dir = settings.state_dir / name / instance
@@ -361,7 +361,7 @@ def stream_application(
     # while assigning partitions (committed offsets, then the watermarks of every input and
     # changelog partition, one call each) waits behind the consumer's pending fetch, which
     # waits up to fetch.wait.max.ms for data. librdkafka's 500 ms made an app that had
-    # nothing to read take ~25 s to start (analytics: 24 store partitions); 50 ms: ~4 s.
+    # nothing to read wait that long once per store partition while starting (analytics: 24).
     extra = {"session.timeout.ms": str(session_ms),
              "heartbeat.interval.ms": str(min(3000, session_ms // 3)),
              "fetch.wait.max.ms": "5" if low_latency else "50", **extra}  # fmt: skip

@@ -3,7 +3,7 @@
 Quix keeps each window of each key in its own state entry, so a record of a 30-minute window
 hopping every 5 minutes updates six windows, and the tumbling 30-minute window a seventh:
 seven state reads and writes, then a scan for expired windows in each store. On a genre
-backlog the two window stores were 60% of the app's time (`benchmarks/stream_catchup.py`).
+backlog the two window stores took most of the app's time (`benchmarks/stream_catchup.py`).
 
 :class:`PaneWindows` computes the same windows from *panes* (the classic "no pane, no gain"
 sliding-window technique): the stream is counted once, in slices as long as the greatest
