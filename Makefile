@@ -61,13 +61,14 @@ lab: setup ## Start JupyterLab with the movieflix-lab kernel.
 	$(BIN)/jupyter lab --notebook-dir=notebooks
 
 bench: setup ## Run the benchmarks; results in reports/benchmarks/.
-	@$(BIN)/python benchmarks/gateway_ingest.py
-	$(BIN)/python benchmarks/stream_catchup.py
-	$(BIN)/python benchmarks/fraud_detection.py
-	$(BIN)/python benchmarks/recommendations.py
-	$(BIN)/python benchmarks/poison.py
-	$(BIN)/python benchmarks/end_to_end.py
-	$(BIN)/python benchmarks/summary.py
+	@$(BIN)/python -m benchmarks.gateway_ingest
+	$(BIN)/python -m benchmarks.stream_catchup
+	$(BIN)/python -m benchmarks.fraud_detection
+	$(BIN)/python -m benchmarks.recommendations
+	$(BIN)/python -m benchmarks.simulator
+	$(BIN)/python -m benchmarks.poison
+	$(BIN)/python -m benchmarks.end_to_end
+	$(BIN)/python -m benchmarks.summary
 
 soak: setup ## Ten minutes of traffic with a 10x burst; lag, recovery, memory (reports/soak/).
 	@$(CLI) soak $(SOAK_ARGS)

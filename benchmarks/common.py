@@ -1,18 +1,25 @@
-"""What every benchmark shares: the machine description and writing results."""
+"""What every benchmark shares: a broker of its own, the machine description, writing results.
+
+Run a benchmark from the project root as a module: ``python -m benchmarks.stream_catchup``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import statistics
+import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+from rich.console import Console
 
-from movieflix_lab.config import PROJECT_ROOT
+from movieflix_lab.config import PROJECT_ROOT, Settings
 from movieflix_lab.provenance import describe, machine
 
 RESULTS_DIR = PROJECT_ROOT / "reports" / "benchmarks"
@@ -35,8 +42,8 @@ def write_results(name: str, results: dict[str, Any], rows: list[dict[str, Any]]
     for row in rows:
         ratio = row.get("ratio")
         lines.append(
-            f"| {row['metric']} | {_fmt(row['value'])} {row.get('unit', '')} | "
-            f"{row.get('anchor', '-')} | {_fmt(row.get('anchor_value'))} | "
+            f"| {row['metric']} | {fmt(row['value'])} {row.get('unit', '')} | "
+            f"{row.get('anchor', '-')} | {fmt(row.get('anchor_value'))} | "
             f"{'-' if ratio is None else f'{ratio:.2f}'} | {row.get('goal', '-')} |"
         )
     notes = results.get("notes")
@@ -46,7 +53,49 @@ def write_results(name: str, results: dict[str, Any], rows: list[dict[str, Any]]
     return RESULTS_DIR / f"{name}.md"
 
 
-def _fmt(value: Any) -> str:
+@contextmanager
+def own_broker(*, whole_history: bool = False, **overrides: Any) -> Iterator[Settings]:
+    """A temporary local broker of the benchmark's own, on free ports, with the catalog's
+    topics; stopped, and its folder removed, on the way out.
+
+    Its data and model folders are temporary too (``settings.data_dir.parent`` is the
+    benchmark's scratch folder); ``overrides`` are further settings. ``whole_history``:
+    watch-history not compacted (the cleaner would remove repeated viewings between two
+    runs of a backlog: every run must read the same records).
+    """
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+
+    from movieflix_lab.kafka.broker import LocalBroker
+    from movieflix_lab.kafka.catalog import WATCH_HISTORY, create_topics
+    from movieflix_lab.kafka.client import admin_client
+
+    home = Path(tempfile.mkdtemp(prefix="movieflix-bench-"))
+    settings = Settings(**{
+        "kafka_data_dir": home / "kafka", "data_dir": home / "data",
+        "models_dir": home / "models", "local_kafka_port": free_port(),
+        "local_controller_port": free_port(), **overrides,
+    })  # fmt: skip
+    broker = LocalBroker(settings)
+    try:
+        with Console().status("starting a broker of the benchmark's own…"):
+            broker.start()
+            create_topics(settings)
+            if whole_history:
+                change = ConfigResource(ResourceType.TOPIC, WATCH_HISTORY.name, incremental_configs=[
+                    ConfigEntry("cleanup.policy", "delete",
+                                incremental_operation=AlterConfigOpType.SET),
+                    ConfigEntry("retention.ms", "-1", incremental_operation=AlterConfigOpType.SET),
+                ])  # fmt: skip
+                admin = admin_client(settings)  # kept alive until the futures resolve
+                for future in admin.incremental_alter_configs([change]).values():
+                    future.result()
+        yield settings
+    finally:
+        broker.stop()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def fmt(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):

@@ -19,19 +19,14 @@ Writes ``reports/benchmarks/end_to_end.{json,md}``.
 from __future__ import annotations
 
 import argparse
-import sys
 import threading
 import time
 import uuid
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import free_port, write_results
 from confluent_kafka import TopicPartition
 from rich.console import Console
-from stream_catchup import own_broker
 
+from benchmarks.common import free_port, own_broker, write_results
 from movieflix_lab.config import PROJECT_ROOT, Settings
 from movieflix_lab.events import decode, encode
 from movieflix_lab.jobs.soak import SoakOptions, run_soak
@@ -103,7 +98,7 @@ def main() -> None:
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
     steps = []
-    with own_broker() as base:
+    with own_broker(whole_history=True, stream_commit_interval_s=5.0) as base:
         settings = Settings(**{**base.model_dump(), "gateway_port": free_port(),
                                "stream_commit_interval_s": 1.0})  # fmt: skip
         for rate in rates:

@@ -22,26 +22,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import free_port, write_results
 from confluent_kafka import Consumer, Producer
 from rich.console import Console
 
+from benchmarks.common import own_broker, write_results
 from movieflix_lab.config import PROJECT_ROOT, Settings
 from movieflix_lab.events import decode
 from movieflix_lab.fraud.evaluate import percentile
 from movieflix_lab.jobs.fraud import FraudScenario, run_fraud_eval
 from movieflix_lab.jobs.results import jsonable
-from movieflix_lab.kafka.broker import LocalBroker
 from movieflix_lab.kafka.catalog import create_topics, derived_topic
 from movieflix_lab.kafka.client import consumer
 from movieflix_lab.kafka.groups import start_group_at_end, wait_for_members
@@ -77,7 +72,7 @@ def passthrough_latency(settings: Settings, scenario: FraudScenario) -> dict[str
     create_topics(settings, specs=[derived_topic(PASSTHROUGH, "benchmark anchor", "none")])
     start_group_at_end(settings, group, FRAUD_INPUTS)
     tail = TopicTail(settings, PASSTHROUGH, start="end", capacity=2_000_000)
-    child = subprocess.Popen([sys.executable, __file__, "--passthrough",
+    child = subprocess.Popen([sys.executable, "-m", "benchmarks.fraud_detection", "--passthrough",
                               settings.bootstrap_servers, group])  # fmt: skip
     try:
         wait_for_members(settings, group, timeout=60)
@@ -136,17 +131,10 @@ def main() -> None:
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
 
-    home = Path(tempfile.mkdtemp(prefix="movieflix-bench-fraud-"))
-    settings = Settings(kafka_data_dir=home / "kafka", data_dir=home / "data",
-                        local_kafka_port=free_port(), local_controller_port=free_port(),
-                        fraud_model_dir=home / "model")  # fmt: skip
-    broker = LocalBroker(settings)
     rows: list[dict] = []  # type: ignore[type-arg]
     notes: list[str] = []
-    try:
-        with console.status("starting a broker of the benchmark's own…"):
-            broker.start()
-            create_topics(settings)
+    with own_broker() as settings:
+        home = settings.data_dir.parent
         for rate in rates:
             scenario = FraudScenario(rate=rate)
             with console.status(f"fraud app, labelled scenario at {rate:,.0f} events/s…"):
@@ -211,9 +199,7 @@ def main() -> None:
             "latency includes competing for 2 cores. The fraud app runs with Quix's low-latency "
             "settings (consumer poll 5 ms, fetch wait 5 ms, 100-message buffers per partition)."
         )
-    finally:
-        broker.stop()
-        shutil.rmtree(home, ignore_errors=True)
+
     path = write_results("fraud_detection", {"rates": rates, "notes": notes}, rows)
     console.print(f"results in {path.relative_to(PROJECT_ROOT)}")
 

@@ -21,20 +21,15 @@ import asyncio
 import gc
 import json
 import multiprocessing
-import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from typing import Any
 
 import aiohttp
-from common import Send, closed_loop, fixed_rate, percentile, write_results
 
-from movieflix_lab.config import get_settings
+from benchmarks.common import Send, closed_loop, fixed_rate, own_broker, percentile, write_results
+from movieflix_lab.config import Settings
 from movieflix_lab.events import encode
 from movieflix_lab.jobs.processes import gateway_process
-from movieflix_lab.kafka.broker import LocalBroker
-from movieflix_lab.kafka.catalog import create_topics
 from movieflix_lab.kafka.client import producer
 from movieflix_lab.kafka.event_writer import route
 from movieflix_lab.simulate import SimulationConfig, Simulator
@@ -50,8 +45,8 @@ def _events(count: int) -> list[tuple[bytes, str, str]]:
     ]
 
 
-def raw_producer_rate(events: list[tuple[bytes, str, str]]) -> float:
-    out = producer(get_settings())
+def raw_producer_rate(settings: Settings, events: list[tuple[bytes, str, str]]) -> float:
+    out = producer(settings)
     started = time.perf_counter()
     for body, topic, key in events:
         while True:
@@ -128,27 +123,16 @@ def _in_second_process(name: str, url: str, bodies: list[bytes], args: argparse.
     return result  # type: ignore[no-any-return]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--events", type=int, default=100_000)
-    parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--rate", type=float, default=1000.0)
-    parser.add_argument("--repeat", type=int, default=3, help="fixed-rate windows to run")
-    parser.add_argument("--port", type=int, default=8765)
-    args = parser.parse_args()
-
-    settings = get_settings()
-    if settings.uses_local_broker:
-        LocalBroker(settings).start()
-    create_topics(settings)
-    print(f"generating {args.events:,} events…", flush=True)
-    events = _events(args.events)
-    bodies = [body for body, _, _ in events]
-
+def _measure(
+    settings: Settings,
+    args: argparse.Namespace,
+    events: list[tuple[bytes, str, str]],
+    bodies: list[bytes],
+) -> dict[str, Any]:
     print("warming the broker up (a cold JVM would slow the first measurement)…", flush=True)
-    raw_producer_rate(events[: len(events) // 5])
+    raw_producer_rate(settings, events[: len(events) // 5])
     print("anchor: raw confluent-kafka producer…", flush=True)
-    raw = raw_producer_rate(events)
+    raw = raw_producer_rate(settings, events)
     print(f"  {raw:,.0f} events/s", flush=True)
 
     url = f"http://127.0.0.1:{args.port}/v1/events"
@@ -166,8 +150,25 @@ def main() -> None:
     print("gateway (2 workers), batches…", flush=True)
     with gateway_process(settings, port=args.port, workers=2):
         two_workers = _in_second_process("batches", url, bodies, args)
-    measured = {"batch_100": batch, "single_fixed_rate": fixed, "single_max": single,
-                "batch_100_two_workers": two_workers}  # fmt: skip
+    return {"raw": raw, "batch_100": batch, "single_fixed_rate": fixed, "single_max": single,
+            "batch_100_two_workers": two_workers}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--rate", type=float, default=1000.0)
+    parser.add_argument("--repeat", type=int, default=3, help="fixed-rate windows to run")
+    parser.add_argument("--port", type=int, default=8765)
+    args = parser.parse_args()
+
+    print(f"generating {args.events:,} events…", flush=True)
+    events = _events(args.events)
+    bodies = [body for body, _, _ in events]
+    with own_broker() as settings:
+        measured = _measure(settings, args, events, bodies)
+    raw = measured.pop("raw")
 
     batch, fixed, single = (
         measured["batch_100"],
@@ -203,10 +204,9 @@ def main() -> None:
         "",
         "The anchor produces pre-encoded bytes (no parsing, no validation, one C call per "
         "event). The gateway parses each event's JSON, validates it against its contract "
-        "(pydantic, ~11 µs), re-encodes it canonically (~4 µs), routes it, and waits for "
-        "Kafka's acknowledgement of every event before answering; on this machine that is "
-        "~35 µs of CPU per event on one core. A second worker does not help on 2 cores that "
-        "also run the broker and the load generator.",
+        "(pydantic), re-encodes it canonically, routes it, and waits for Kafka's "
+        "acknowledgement of every event before answering. A second worker has to share the "
+        "2 cores with the broker and the load generator.",
     ]
     path = write_results("gateway_ingest", {"args": vars(args), "raw": raw, **measured,
                                             "notes": notes}, rows)  # fmt: skip

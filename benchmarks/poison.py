@@ -15,15 +15,11 @@ Writes ``reports/benchmarks/poison.{json,md}``.
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import write_results
 from rich.console import Console
-from stream_catchup import backlog, own_broker, quix_catch_up, raw_consume
 
+from benchmarks.common import own_broker, write_results
+from benchmarks.stream_catchup import backlog, quix_catch_up, raw_consume
 from movieflix_lab.config import PROJECT_ROOT, Settings
 from movieflix_lab.kafka.client import consumer, watermarks
 
@@ -49,7 +45,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=2, help="catch-ups per backlog (best kept)")
     args = parser.parse_args()
 
-    with own_broker() as settings:
+    with own_broker(whole_history=True, stream_commit_interval_s=5.0) as settings:
         with console.status(f"clean backlog of {args.events:,} records…"):
             backlog(settings, args.events)
         with console.status("raw confluent-kafka…"):
@@ -61,7 +57,7 @@ def main() -> None:
                 clean_runs.append(quix_catch_up(settings, "analytics", "at-least-once"))
         clean_s = min(clean_runs)
         console.print(f"clean: {valid:,} records in {clean_runs} s; raw {raw_s:.1f} s")
-    with own_broker() as settings:
+    with own_broker(whole_history=True, stream_commit_interval_s=5.0) as settings:
         with console.status(f"poisoned backlog ({args.poison:.1%} malformed)…"):
             poisoned = backlog(settings, args.events, poison=args.poison)
         poisoned_runs, letters_per_run = [], []

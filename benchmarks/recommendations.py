@@ -28,28 +28,22 @@ import asyncio
 import gc
 import multiprocessing
 import random
-import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import aiohttp
 import httpx
 import numpy as np
 import polars as pl
-from common import Send, closed_loop, fixed_rate, free_port, write_results
 from rich.console import Console
 
+from benchmarks.common import Send, closed_loop, fixed_rate, free_port, own_broker, write_results
 from movieflix_lab.config import Settings
 from movieflix_lab.events import WatchRecord
 from movieflix_lab.fraud.evaluate import percentile
 from movieflix_lab.jobs.processes import gateway_process, stream_process
-from movieflix_lab.kafka.broker import LocalBroker
 from movieflix_lab.kafka.catalog import create_topics, derived_topic
 from movieflix_lab.kafka.client import consumer, producer
 from movieflix_lab.kafka.event_writer import EventWriter
@@ -262,26 +256,15 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--trials", type=int, default=100)
     args = parser.parse_args()
-    home = Path(tempfile.mkdtemp(prefix="movieflix-bench-recs-"))
-    settings = Settings(kafka_data_dir=home / "kafka", data_dir=home / "data",
-                        models_dir=home / "models", local_kafka_port=free_port(),
-                        local_controller_port=free_port(), recs_refit_interval_s=0,
-                        recs_reload_interval_s=1.0)  # fmt: skip
     console.print("ALS fit times…")
     fits = fit_times([int(s) for s in args.sizes.split(",")])
-    broker = LocalBroker(settings)
-    try:
-        with console.status("starting a broker of the benchmark's own…"):
-            broker.start()
-            create_topics(settings)
+    with own_broker(recs_refit_interval_s=0, recs_reload_interval_s=1.0) as settings:
         console.print("endpoint under load…")
         served = endpoint(settings, args.seconds, args.rate)
         console.print("freshness (viewing produced → reflected by the endpoint)…")
         fresh = freshness(settings, args.trials)
         console.print(f"  p50 {fresh['p50_ms']:.0f} ms, p99 {fresh['p99_ms']:.0f} ms; raw hop "
                       f"p50 {fresh['hop_p50_ms']:.1f} ms, p99 {fresh['hop_p99_ms']:.1f} ms")  # fmt: skip
-    finally:
-        broker.stop()
     rows: list[dict[str, Any]] = []
     for fit in fits:
         n = fit["interactions"]

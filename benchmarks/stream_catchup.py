@@ -26,28 +26,18 @@ from __future__ import annotations
 
 import argparse
 import math
-import shutil
 import subprocess
-import sys
-import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import write_results
-from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 from rich.console import Console
 
+from benchmarks.common import own_broker, write_results
 from movieflix_lab.config import PROJECT_ROOT, Settings
 from movieflix_lab.events import decode, encode
-from movieflix_lab.kafka.broker import LocalBroker
-from movieflix_lab.kafka.catalog import create_topics
-from movieflix_lab.kafka.client import admin_client, consumer, producer
+from movieflix_lab.kafka.client import consumer, producer
 from movieflix_lab.kafka.event_writer import route
 from movieflix_lab.simulate import SimulationConfig, Simulator
 from movieflix_lab.streams import genre_watch_time, search_volume
@@ -57,14 +47,6 @@ from movieflix_lab.streams.runner import AnalyticsOptions, build_analytics, outs
 console = Console()
 ANCHOR_DIR = Path(__file__).resolve().parent / "kafka-streams"
 TOPICS = ("watch-history", "search-events")
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 #: Malformed messages of several kinds (see ``benchmarks/poison.py``).
@@ -115,34 +97,6 @@ def backlog(settings: Settings, count: int, poison: float = 0.0) -> int:
                 out.poll(0)
     assert out.flush(120) == 0
     return poisoned
-
-
-@contextmanager
-def own_broker() -> Iterator[Settings]:
-    """A temporary local broker with the catalog's topics, watch-history not compacted (the
-    cleaner would remove repeated viewings between two runs: every run must read the same
-    backlog)."""
-    home = Path(tempfile.mkdtemp(prefix="movieflix-bench-"))
-    settings = Settings(kafka_data_dir=home / "kafka", data_dir=home / "data",
-                        local_kafka_port=_free_port(), local_controller_port=_free_port(),
-                        stream_commit_interval_s=5.0)  # fmt: skip
-    broker = LocalBroker(settings)
-    try:
-        with console.status("starting a broker of the benchmark's own…"):
-            broker.start()
-            create_topics(settings)
-            admin = admin_client(settings)
-            change = ConfigResource(ResourceType.TOPIC, "watch-history", incremental_configs=[
-                ConfigEntry("cleanup.policy", "delete",
-                            incremental_operation=AlterConfigOpType.SET),
-                ConfigEntry("retention.ms", "-1", incremental_operation=AlterConfigOpType.SET),
-            ])  # fmt: skip
-            for future in admin.incremental_alter_configs([change]).values():
-                future.result()
-        yield settings
-    finally:
-        broker.stop()
-        shutil.rmtree(home, ignore_errors=True)
 
 
 def raw_consume(settings: Settings) -> tuple[float, dict[str, int]]:
@@ -231,7 +185,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     args = parser.parse_args()
 
-    with own_broker() as settings:
+    with own_broker(whole_history=True, stream_commit_interval_s=5.0) as settings:
         with console.status(f"writing a backlog of {args.events:,} records…"):
             backlog(settings, args.events)
         timings: dict[str, float] = {}

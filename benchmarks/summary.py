@@ -9,12 +9,8 @@ goal, with the benchmark it came from; the machines and times of the runs head t
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import RESULTS_DIR, _fmt
+from benchmarks.common import RESULTS_DIR, fmt
 
 SKIP = {"latest"}
 
@@ -42,8 +38,8 @@ def main() -> None:
     for row in rows:
         ratio = row.get("ratio")
         lines.append(
-            f"| {row['benchmark']} | {row['metric']} | {_fmt(row['value'])} {row.get('unit', '')} | "
-            f"{row.get('anchor', '-')} | {_fmt(row.get('anchor_value'))} | "
+            f"| {row['benchmark']} | {row['metric']} | {fmt(row['value'])} {row.get('unit', '')} | "
+            f"{row.get('anchor', '-')} | {fmt(row.get('anchor_value'))} | "
             f"{'-' if ratio is None else f'{ratio:.2f}'} | {row.get('goal', '-')} |"
         )
     (RESULTS_DIR / "latest.md").write_text("\n".join(lines) + "\n")

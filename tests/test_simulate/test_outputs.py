@@ -1,13 +1,14 @@
 """The simulator's outputs and pacing, and its command line."""
 
-import time
 from collections import defaultdict
+
+import pytest
 
 from movieflix_lab.config import Settings
 from movieflix_lab.events import decode
 from movieflix_lab.kafka.catalog import create_topics, partition_for_user
 from movieflix_lab.kafka.event_writer import TOPIC_BY_EVENT_TYPE
-from movieflix_lab.simulate import KafkaSink, SimulationConfig, Simulator, run_simulation
+from movieflix_lab.simulate import KafkaSink, SimulationConfig, Simulator, run_simulation, runner
 from tests.fixtures import cli_env, read_back, run_cli
 
 SMALL = SimulationConfig(seed=31, users=60, movies=80, minutes=None, events=600, activity=40)
@@ -30,38 +31,59 @@ def test_kafka_output_lands_every_event_in_its_topic(kafka: Settings) -> None:
             assert message.timestamp()[1] == event.timestamp_ms
 
 
-def test_rate_paces_the_run() -> None:
-    class Count:
-        n = 0
+class _FakeClock:
+    """``time`` for the simulator's runner: sleeping moves the clock, nothing waits.
 
-        def write(self, event: object) -> None:
-            self.n += 1
+    The pacing logic is checked here on this clock; what a real clock and scheduler make of
+    it is measured by ``benchmarks/simulator.py``."""
 
-        def close(self) -> None:
-            pass
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
 
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+class _Record:
+    def __init__(self, clock: _FakeClock) -> None:
+        self.clock, self.at = clock, []  # when each event was written
+
+    def write(self, event: object) -> None:
+        self.at.append(self.clock.now)
+
+    def close(self) -> None:
+        pass
+
+
+def test_rate_paces_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = _FakeClock()
+    monkeypatch.setattr(runner, "time", clock)
     config = SimulationConfig(seed=1, users=50, movies=60, minutes=None, events=500, activity=40)
-    started = time.monotonic()
-    result = run_simulation(config, Count(), rate=1000)
-    elapsed = time.monotonic() - started
-    assert result.events == 500 and 0.45 <= elapsed < 3.0
+    sink = _Record(clock)
+    result = run_simulation(config, sink, rate=1000)
+    # Event i goes out at start + i/rate: never early, never late, 0.499 s in all.
+    assert result.events == 500
+    assert sink.at == pytest.approx([1000.0 + i / 1000 for i in range(500)])
+    assert result.wall_seconds == pytest.approx(0.499)
 
 
-def test_speedup_follows_simulated_time() -> None:
+def test_speedup_follows_simulated_time(monkeypatch: pytest.MonkeyPatch) -> None:
     config = SimulationConfig(seed=1, users=50, movies=60, minutes=2, activity=40)
     events = list(Simulator(config).events())
-    span_s = (events[-1].timestamp_ms - Simulator(config).start_ms) / 1000
-
-    class Null:
-        def write(self, event: object) -> None:
-            pass
-
-        def close(self) -> None:
-            pass
-
-    started = time.monotonic()
-    run_simulation(config, Null(), speedup=120)  # 2 simulated minutes in about 1 s
-    assert span_s / 120 * 0.9 <= time.monotonic() - started < span_s / 120 + 2.0
+    start_ms = Simulator(config).start_ms
+    clock = _FakeClock()
+    monkeypatch.setattr(runner, "time", clock)
+    sink = _Record(clock)
+    run_simulation(config, sink, speedup=120)  # 2 simulated minutes in about 1 s
+    # Each event goes out when its simulated time comes, 120 times faster.
+    expected = [1000.0 + (e.timestamp_ms - start_ms) / 1000 / 120 for e in events]
+    assert sink.at == pytest.approx(expected)
+    assert 0.9 <= sink.at[-1] - 1000.0 <= 1.0
 
 
 def test_cli_writes_the_same_jsonl_for_the_same_seed(tmp_path) -> None:  # type: ignore[no-untyped-def]

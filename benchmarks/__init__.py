@@ -1,0 +1,1 @@
+"""The benchmarks: run each from the project root, ``python -m benchmarks.NAME``."""
