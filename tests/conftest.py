@@ -1,3 +1,4 @@
-from tests.fixtures import kafka, unique_topic
+"""The fixture plugins every test can use (Quix Streams' own layout: fixtures in modules of
+their own, listed here)."""
 
-__all__ = ["kafka", "unique_topic"]
+pytest_plugins = ["tests.fixtures.kafka", "tests.fixtures.postgres", "tests.fixtures.streams"]

@@ -1,7 +1,8 @@
 """The command line's face: one-line errors, --debug, python -m."""
 
 from movieflix_lab.config import Settings
-from tests.fixtures import cli_env, free_port, run_cli
+from tests.fixtures.cli import cli_env, run_cli
+from tests.fixtures.kafka import free_port
 
 
 def _no_broker_env() -> dict[str, str]:

@@ -12,7 +12,8 @@ import pytest
 from movieflix_lab.config import Settings
 from movieflix_lab.jobs.demo import DemoOptions, DemoResult, run_demo
 from movieflix_lab.jobs.recs import TOO_LITTLE
-from tests.fixtures import cli_env, free_port, local_broker_settings, run_cli, with_settings
+from tests.fixtures.cli import cli_env, run_cli
+from tests.fixtures.kafka import free_port, local_broker_settings, with_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

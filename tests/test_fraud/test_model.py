@@ -11,7 +11,7 @@ from movieflix_lab.events.codec import to_record
 from movieflix_lab.fraud import FEATURES, FraudDetector, ModelConfig, OnlineFraudModel
 from movieflix_lab.fraud.model import features
 from movieflix_lab.simulate import SimulationConfig, Simulator
-from tests.test_fraud.events import login, play, search, seconds
+from tests.fixtures.events import login, play, search, seconds
 
 SMALL = SimulationConfig(seed=4, users=300, minutes=120, activity=6)
 

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from movieflix_lab.fraud import RuleConfig, RuleEngine
 from movieflix_lab.fraud.rules import event_time_ms
-from tests.test_fraud.events import T0, login, play, search, seconds
+from tests.fixtures.events import T0, login, play, search, seconds
 
 
 def _binge(engine: RuleEngine, user: str, start_s: float, count: int, span_s: float) -> list:

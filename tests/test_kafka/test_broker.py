@@ -11,7 +11,8 @@ from confluent_kafka import Consumer, Producer
 
 from movieflix_lab.config import Settings
 from movieflix_lab.kafka.broker import LocalBroker, _java_major
-from tests.fixtures import cli_env, local_broker_settings, run_cli
+from tests.fixtures.cli import cli_env, run_cli
+from tests.fixtures.kafka import local_broker_settings
 
 
 @pytest.fixture(scope="module")

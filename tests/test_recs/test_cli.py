@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 
 from movieflix_lab.recs.store import latest_version, load_version
-from tests.fixtures import run_cli
-from tests.test_recs.movielens_fixtures import WRITERS
+from tests.fixtures.cli import run_cli
+from tests.fixtures.movielens import WRITERS
 
 
 def _env(tmp_path: Path) -> dict[str, str]:

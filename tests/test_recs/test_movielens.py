@@ -11,7 +11,7 @@ from movieflix_lab.events.codec import decode, encode
 from movieflix_lab.exceptions import MovieflixError
 from movieflix_lab.jobs.recs import load_data, run_recs_eval
 from movieflix_lab.recs.movielens import detect_layout, read_movielens, watch_records
-from tests.test_recs.movielens_fixtures import WRITERS, genre_of, ratings
+from tests.fixtures.movielens import WRITERS, genre_of, ratings
 
 
 @pytest.mark.parametrize("layout", sorted(WRITERS))

@@ -18,7 +18,7 @@ import httpx
 from movieflix_lab.jobs.processes import gateway_process
 from movieflix_lab.kafka.broker import LocalBroker
 from movieflix_lab.kafka.catalog import create_topics
-from tests.fixtures import free_port, local_broker_settings, read_back, with_settings
+from tests.fixtures.kafka import free_port, local_broker_settings, read_back, with_settings
 
 CLIENTS, BATCH = 4, 10
 RECENT = (datetime.now(UTC) - timedelta(hours=1)).isoformat(timespec="seconds")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from movieflix_lab.jobs.soak import SoakOptions, run_soak, write_soak
-from tests.fixtures import free_port, running_broker, with_settings
+from tests.fixtures.kafka import free_port, running_broker, with_settings
 
 
 def test_a_minute_of_traffic_with_a_burst(tmp_path: Path) -> None:

@@ -21,7 +21,8 @@ from movieflix_lab.reports import ParameterError, rerun, run_report
 from movieflix_lab.reports.index import list_runs
 from movieflix_lab.reports.schedule import run_due
 from movieflix_lab.simulate import KafkaSink, SimulationConfig, run_simulation
-from tests.fixtures import cli_env, run_cli, with_settings
+from tests.fixtures.cli import cli_env, run_cli
+from tests.fixtures.kafka import with_settings
 
 #: Within the topics' 7-day retention, and apart from the other tests' evenings.
 TOPIC_START = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=3)

@@ -24,7 +24,7 @@ from movieflix_lab.jobs.processes import gateway_process
 from movieflix_lab.jobs.recs import train_recs
 from movieflix_lab.kafka.catalog import create_topics
 from movieflix_lab.lab import simulated_history
-from tests.fixtures import free_port, with_settings
+from tests.fixtures.kafka import free_port, with_settings
 
 
 @pytest.fixture(scope="module")

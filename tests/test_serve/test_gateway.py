@@ -15,7 +15,7 @@ from movieflix_lab.events import decode, encode
 from movieflix_lab.kafka.catalog import create_topics, partition_for_user, watch_history_key
 from movieflix_lab.serve import create_app
 from movieflix_lab.simulate import SimulationConfig, Simulator
-from tests.fixtures import read_back, with_settings
+from tests.fixtures.kafka import read_back, with_settings
 
 #: Recent on purpose: the broker deletes records older than a topic's retention.
 RECENT = (datetime.now(UTC) - timedelta(hours=1)).isoformat(timespec="seconds")

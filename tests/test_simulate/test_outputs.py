@@ -9,7 +9,8 @@ from movieflix_lab.events import decode
 from movieflix_lab.kafka.catalog import create_topics, partition_for_user
 from movieflix_lab.kafka.event_writer import TOPIC_BY_EVENT_TYPE
 from movieflix_lab.simulate import KafkaSink, SimulationConfig, Simulator, run_simulation, runner
-from tests.fixtures import cli_env, read_back, run_cli
+from tests.fixtures.cli import cli_env, run_cli
+from tests.fixtures.kafka import read_back
 
 SMALL = SimulationConfig(seed=31, users=60, movies=80, minutes=None, events=600, activity=40)
 

@@ -9,10 +9,7 @@ import pytest
 from quixstreams.sinks import SinkBackpressureError, SinkBatch
 
 from movieflix_lab.sinks.postgres import TABLES, PostgresSink, create_tables, watch_row
-from tests.fixtures import free_port
-from tests.postgres import postgres
-
-__all__ = ["postgres"]
+from tests.fixtures.kafka import free_port
 
 
 def _batch(values: list[dict], first_offset: int = 0) -> SinkBatch:

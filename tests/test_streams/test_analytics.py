@@ -26,18 +26,15 @@ from movieflix_lab.streams.runner import (
     run_app,
 )
 from movieflix_lab.streams.search_volume import normalise_query
-from tests.fixtures import cli_env, run_cli, with_settings
-from tests.postgres import postgres
-from tests.test_streams.fixtures import (
+from tests.fixtures.cli import cli_env, run_cli
+from tests.fixtures.kafka import with_settings
+from tests.fixtures.streams import (
     ANALYTICS,
     GRACE,
     batch_windows,
-    clean_kafka,
     heartbeats,
     watch_frame,
 )
-
-__all__ = ["clean_kafka", "postgres"]
 
 #: 17 hours back, not the simulator's default (a day or more): ``watch-history`` is compacted
 #: (a segment rolls after ``segment.ms``, 1 day, and a record may go after

@@ -28,8 +28,8 @@ from movieflix_lab.simulate import SimulationConfig, Simulator
 from movieflix_lab.sinks.parquet import read_results
 from movieflix_lab.streams.app import LATE_EVENTS_TOPIC
 from movieflix_lab.streams.runner import GENRE_KEYS, run_app
-from tests.fixtures import running_broker
-from tests.test_streams.fixtures import batch_windows, watch_frame
+from tests.fixtures.kafka import running_broker
+from tests.fixtures.streams import batch_windows, watch_frame
 
 HOUR = timedelta(hours=1)
 HOP_MS = 5 * 60_000

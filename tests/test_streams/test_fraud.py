@@ -21,10 +21,8 @@ from movieflix_lab.kafka.event_writer import EventWriter
 from movieflix_lab.serve.app import create_app
 from movieflix_lab.simulate import KafkaSink, SimulationConfig, Simulator, run_simulation
 from movieflix_lab.streams.runner import run_app
-from tests.fixtures import cli_env, run_cli, with_settings
-from tests.test_streams.fixtures import clean_kafka
-
-__all__ = ["clean_kafka"]
+from tests.fixtures.cli import cli_env, run_cli
+from tests.fixtures.kafka import with_settings
 
 RATES = {"binge_bot": 4.0, "credential_stuffing": 4.0, "account_takeover": 3.0,
          "human_binger": 4.0, "shared_ip": 4.0}  # fmt: skip

@@ -24,16 +24,13 @@ from movieflix_lab.kafka.event_writer import EventWriter
 from movieflix_lab.simulate import SimulationConfig, Simulator
 from movieflix_lab.sinks.parquet import read_results
 from movieflix_lab.streams.runner import APP_INPUTS, GENRE_KEYS, run_app
-from tests.fixtures import with_settings
-from tests.test_streams.fixtures import (
+from tests.fixtures.kafka import with_settings
+from tests.fixtures.streams import (
     ANALYTICS,
     batch_windows,
-    clean_kafka,
     heartbeats,
     watch_frame,
 )
-
-__all__ = ["clean_kafka"]
 
 INCIDENTS = {"binge_bot": 4.0, "credential_stuffing": 4.0}
 CONFIG = SimulationConfig(seed=23, users=600, movies=300, minutes=180, activity=12,

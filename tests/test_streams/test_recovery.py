@@ -38,16 +38,14 @@ from movieflix_lab.simulate import KafkaSink, SimulationConfig, Simulator, run_s
 from movieflix_lab.sinks.parquet import read_results
 from movieflix_lab.streams.app import group_name
 from movieflix_lab.streams.runner import GENRE_KEYS, outstanding
-from tests.fixtures import cli_env, run_cli, running_broker, with_settings
-from tests.postgres import fresh_database, postgres
-from tests.test_streams.fixtures import (
+from tests.fixtures.cli import cli_env, run_cli
+from tests.fixtures.kafka import running_broker, with_settings
+from tests.fixtures.streams import (
     GRACE,
     batch_windows,
     heartbeats,
     watch_frame,
 )
-
-__all__ = ["fresh_database", "postgres"]
 
 CONFIG = SimulationConfig(seed=13, users=3000, movies=500, minutes=None, events=100_000,
                           activity=30)  # fmt: skip

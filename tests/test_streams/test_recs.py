@@ -26,10 +26,7 @@ from movieflix_lab.recs.store import latest_version, load_version
 from movieflix_lab.serve.app import create_app
 from movieflix_lab.simulate import SimulationConfig, Simulator
 from movieflix_lab.streams.runner import outstanding
-from tests.fixtures import with_settings
-from tests.test_streams.fixtures import clean_kafka
-
-__all__ = ["clean_kafka"]
+from tests.fixtures.kafka import with_settings
 
 START = datetime(2026, 3, 1, 18, tzinfo=UTC)
 
@@ -210,8 +207,8 @@ def test_import_movielens_replays_viewings_into_watch_history(
     recs_world: dict[str, Any], tmp_path: Path
 ) -> None:
     from movieflix_lab.kafka.reader import read_topic
-    from tests.fixtures import cli_env, run_cli
-    from tests.test_recs.movielens_fixtures import WRITERS, ratings
+    from tests.fixtures.cli import cli_env, run_cli
+    from tests.fixtures.movielens import WRITERS, ratings
 
     settings = recs_world["settings"]
     source = WRITERS["ml-1m"](tmp_path / "ml-1m")

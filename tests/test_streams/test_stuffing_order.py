@@ -15,7 +15,7 @@ from movieflix_lab.fraud import FraudDetector
 from movieflix_lab.fraud.rules import event_time_ms
 from movieflix_lab.streams.fraud import FraudApp, FraudOptions
 from movieflix_lab.streams.watermarks import NEVER, WM_HEADER, encode_stamp
-from tests.test_fraud.events import login
+from tests.fixtures.events import login
 from tests.test_streams.test_panes import DictState, DictStore
 
 IP = "203.0.113.7"
