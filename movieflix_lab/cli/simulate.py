@@ -89,6 +89,7 @@ def simulate(
     from rich.progress import MofNCompleteColumn
 
     from movieflix_lab.jobs.simulate import simulate as run
+    from movieflix_lab.jobs.simulate import simulation_sink
     from movieflix_lab.simulate import SimulationConfig
 
     if rate is not None and speedup is not None:
@@ -108,6 +109,7 @@ def simulate(
     if start is not None:
         config = replace(config, start=start if start.tzinfo else start.replace(tzinfo=UTC))
     to_stdout = via_gateway is None and out is Output.jsonl and path is None
+    sink = simulation_sink(s, config, out=out.value, path=path, via_gateway=via_gateway)
 
     shown = Console(stderr=True) if to_stdout else console
     with Progress(
@@ -125,8 +127,8 @@ def simulate(
         def progress(count: int, simulated_minutes: float) -> None:
             bar.update(task, completed=count if events else simulated_minutes)
 
-        done = run(s, config, out=out.value, path=path, via_gateway=via_gateway, rate=rate,
-                   speedup=speedup, labels_dir=labels_dir, progress=progress)  # fmt: skip
+        done = run(s, config, sink=sink, rate=rate, speedup=speedup, labels_dir=labels_dir,
+                   progress=progress)  # fmt: skip
     result = done.result
     shown.print(
         f"{result.events:,} events ({result.events_per_second:,.0f}/s), "

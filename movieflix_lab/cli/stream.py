@@ -48,6 +48,7 @@ def stream(
 
     from movieflix_lab.jobs.processes import run_together
     from movieflix_lab.jobs.stream import run_stream
+    from movieflix_lab.kafka.client import wait_until_reachable
     from movieflix_lab.streams.runner import APPS
 
     if name == "all":
@@ -57,9 +58,11 @@ def stream(
         return
     if name not in APPS:
         raise typer.BadParameter(f"unknown app {name!r}; known: {', '.join(APPS)}, all")
+    s = settings()
+    wait_until_reachable(s)
     console.print(f"stream app [bold]{name}[/] ({guarantee.value}, instance {instance})")
     run = run_stream(
-        settings(), name, timeout=timeout, guarantee=guarantee.value, instance=instance,
+        s, name, timeout=timeout, guarantee=guarantee.value, instance=instance,
         grace=timedelta(seconds=grace),
     )  # fmt: skip
     summary = run.summary

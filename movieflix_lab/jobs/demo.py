@@ -235,7 +235,7 @@ def run_demo(
     from movieflix_lab.simulate import GatewaySink, SimulationConfig, run_simulation
     from movieflix_lab.streams.runner import wait_for_catch_up
 
-    with broker_session(settings, say=say):
+    with broker_session(settings, say=say, who="the demo"):
         reports = create_topics(settings)
         created = sum(r.status == "created" for r in reports)
         say(f"topics: {len(reports)} in the catalog, {created} created")

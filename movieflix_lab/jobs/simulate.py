@@ -24,7 +24,7 @@ from movieflix_lab.simulate import (
 from movieflix_lab.simulate.outputs import EventSink
 from movieflix_lab.simulate.runner import ProgressCallback
 
-__all__ = ["Destination", "SimulationRun", "run_name", "simulate"]
+__all__ = ["Destination", "SimulationRun", "run_name", "simulate", "simulation_sink"]
 
 Destination = Literal["kafka", "jsonl", "parquet"]
 
@@ -41,9 +41,17 @@ def run_name(config: SimulationConfig) -> str:
     return f"seed{config.seed}-u{config.users}-{length}-{config.start:%Y%m%dT%H%M}"
 
 
-def _sink(
-    settings: Settings, out: Destination, path: Path | None, via_gateway: str | None, name: str
+def simulation_sink(
+    settings: Settings,
+    config: SimulationConfig,
+    *,
+    out: Destination = "kafka",
+    path: Path | None = None,
+    via_gateway: str | None = None,
 ) -> EventSink:
+    """Where the events go: the gateway at ``via_gateway``, else Kafka (once the cluster
+    answers), a JSONL file (stdout without ``path``) or a Parquet folder."""
+    name = run_name(config)
     if via_gateway is not None:
         return GatewaySink(via_gateway, api_key=settings.api_key_value)
     if out == "kafka":
@@ -67,12 +75,13 @@ def simulate(
     speedup: float | None = None,
     labels_dir: Path | None = None,
     progress: ProgressCallback | None = None,
+    sink: EventSink | None = None,
 ) -> SimulationRun:
-    """Generate ``config``'s events into Kafka, a JSONL file (stdout without ``path``), a
-    Parquet folder, or the gateway at ``via_gateway``; write its labels."""
-    name = run_name(config)
-    labels = labels_dir or settings.raw_dir / "simulations" / name
-    sink = _sink(settings, out, path, via_gateway, name)
+    """Generate ``config``'s events into ``sink`` (default: :func:`simulation_sink` of
+    ``out``, ``path``, ``via_gateway``); write its labels."""
+    labels = labels_dir or settings.raw_dir / "simulations" / run_name(config)
+    if sink is None:
+        sink = simulation_sink(settings, config, out=out, path=path, via_gateway=via_gateway)
     result = run_simulation(
         config, sink, rate=rate, speedup=speedup, labels_dir=labels, progress=progress
     )

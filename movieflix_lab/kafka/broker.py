@@ -502,12 +502,14 @@ def broker_session(
     *,
     say: Callable[[str], None] = lambda _: None,
     stop_after: bool = True,
+    who: str = "this run",
 ) -> Iterator[BrokerStatus | None]:
     """The cluster a job runs on, for the duration of the block.
 
     The local broker (no ``MOVIEFLIX_KAFKA_BOOTSTRAP``): started unless it already runs,
-    and stopped on the way out only if this session started it (and ``stop_after``);
-    yields its status. A configured cluster: waited for until it answers; yields None.
+    and stopped on the way out only if this session started it (and ``stop_after``),
+    saying so ("stopped the broker ``who`` started"); yields its status. A configured
+    cluster: waited for until it answers; yields None.
     """
     from movieflix_lab.kafka.client import wait_until_reachable
 
@@ -524,4 +526,4 @@ def broker_session(
     finally:
         if stop_after and not status.already_running:
             broker.stop()
-            say("stopped the broker this run started")
+            say(f"stopped the broker {who} started")
