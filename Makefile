@@ -11,7 +11,7 @@ INSTALLED := $(VENV)/.installed
 KAFKA_LIBS := .kafka/libs/.pom.sha256
 PYTEST_ARGS ?=
 
-.PHONY: help setup sysdeps kafka demo test lab check format clean bench soak
+.PHONY: help setup sysdeps kafka demo test test-fast lab check format clean bench soak
 
 help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "; printf "MovieFlix Lab targets:\n"} \
@@ -56,6 +56,9 @@ demo: setup ## Set up, then run the main job end to end.
 test: setup ## Set up, then run the test suite against a real Kafka broker.
 	@$(BIN)/pytest $(PYTEST_ARGS)
 
+test-fast: $(INSTALLED) ## The tests of pure logic only (no broker, no PostgreSQL): under 2 minutes.
+	@$(BIN)/pytest -m "not integration" $(PYTEST_ARGS)
+
 lab: setup ## Start JupyterLab with the movieflix-lab kernel.
 	@$(BIN)/python -m ipykernel install --sys-prefix --name movieflix-lab --display-name "MovieFlix Lab" >/dev/null
 	$(BIN)/jupyter lab --notebook-dir=notebooks
@@ -66,6 +69,7 @@ bench: setup ## Run the benchmarks; results in reports/benchmarks/.
 	$(BIN)/python -m benchmarks.fraud_detection
 	$(BIN)/python -m benchmarks.recommendations
 	$(BIN)/python -m benchmarks.simulator
+	$(BIN)/python -m benchmarks.gateway_outage
 	$(BIN)/python -m benchmarks.poison
 	$(BIN)/python -m benchmarks.end_to_end
 	$(BIN)/python -m benchmarks.summary

