@@ -14,6 +14,8 @@ from movieflix_lab.kafka.broker import LocalBroker, _java_major
 from tests.fixtures.cli import cli_env, run_cli
 from tests.fixtures.kafka import local_broker_settings
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def own_broker(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]

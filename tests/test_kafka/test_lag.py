@@ -32,11 +32,11 @@ def _commit_at(settings: Settings, group: str, topic: str, offset: int) -> None:
 
 
 def test_markers_and_aborted_records_are_lag_but_not_left_to_read(
-    kafka: Settings, unique_topic: str
+    kafka: Settings, unique_topic: str, group_prefix: str
 ) -> None:
     create_topics(kafka, specs=[TopicSpec(unique_topic, "test", "none", {}, partitions=1)])
     _transaction(kafka, unique_topic, 3, commit=True)  # offsets 0-2, commit marker at 3
-    group = f"movieflix-test-{uuid.uuid4().hex[:8]}"
+    group = f"{group_prefix}lag"
     _commit_at(kafka, group, unique_topic, 3)  # all three records read
     _transaction(kafka, unique_topic, 4, commit=False)  # 4-7 aborted, abort marker at 8
     [row] = consumer_lag(kafka, [group])
@@ -48,14 +48,13 @@ def test_markers_and_aborted_records_are_lag_but_not_left_to_read(
     assert row.lag == 9 and unread(kafka, [row]) == 2
 
     # Never committed: counted from the log start (3 + 2 records delivered).
-    never = consumer_lag(kafka, [f"movieflix-test-{uuid.uuid4().hex[:8]}"],
-                         also=lambda topic: topic == unique_topic)  # fmt: skip
+    never = consumer_lag(kafka, [f"{group_prefix}never"], also=lambda topic: topic == unique_topic)
     assert [(r.committed, r.lag) for r in never] == [(None, 12)]
     assert unread(kafka, never) == 5
 
 
 def test_an_open_transaction_is_not_readable_until_it_commits(
-    kafka: Settings, unique_topic: str
+    kafka: Settings, unique_topic: str, group_prefix: str
 ) -> None:
     create_topics(kafka, specs=[TopicSpec(unique_topic, "test", "none", {}, partitions=1)])
     writer = producer(kafka, **{"transactional.id": f"test-{uuid.uuid4().hex[:8]}"})
@@ -66,7 +65,7 @@ def test_an_open_transaction_is_not_readable_until_it_commits(
     writer.flush(30)
 
     def rows() -> list:  # type: ignore[type-arg]
-        return consumer_lag(kafka, ["movieflix-test-open"], also=lambda t: t == unique_topic)
+        return consumer_lag(kafka, [f"{group_prefix}open"], also=lambda t: t == unique_topic)
 
     assert [r.lag for r in rows()] == [3] and unread(kafka, rows()) == 0
     writer.commit_transaction(30)

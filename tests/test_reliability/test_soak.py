@@ -5,18 +5,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from movieflix_lab.config import Settings
 from movieflix_lab.jobs.soak import SoakOptions, run_soak, write_soak
-from tests.fixtures.kafka import free_port, running_broker, with_settings
+from tests.fixtures.kafka import free_port, with_settings
 
 
-def test_a_minute_of_traffic_with_a_burst(tmp_path: Path) -> None:
-    with running_broker(tmp_path / "broker") as kafka:
-        settings = with_settings(kafka, gateway_port=free_port(), stream_commit_interval_s=1.0)
-        # A minute is short for memory to settle (state stores and caches fill during the
-        # first minutes): the short run allows more growth than the 10-minute soak's 1.25.
-        options = SoakOptions(minutes=1.0, rate=200, burst_factor=10, burst_s=5, users=2000,
-                              sample_s=1.0, memory_growth_goal=1.5)  # fmt: skip
-        result = run_soak(settings, options)
+@pytest.mark.slow
+def test_a_minute_of_traffic_with_a_burst(empty_kafka: Settings, tmp_path: Path) -> None:
+    settings = with_settings(empty_kafka, gateway_port=free_port(), stream_commit_interval_s=1.0)
+    # A minute is short for memory to settle (state stores and caches fill during the
+    # first minutes): the short run allows more growth than the 10-minute soak's 1.25.
+    options = SoakOptions(minutes=1.0, rate=200, burst_factor=10, burst_s=5, users=2000,
+                          sample_s=1.0, memory_growth_goal=1.5)  # fmt: skip
+    result = run_soak(settings, options)
     write_soak(result, tmp_path / "soak")
     failed = [goal for goal in result.goals if not goal.met]
     assert not failed, (failed, (tmp_path / "soak" / "soak.md").read_text())

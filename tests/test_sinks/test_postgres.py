@@ -28,7 +28,8 @@ def _window(genre: str, start_ms: int, count: int, total: float) -> dict:
     }  # fmt: skip
 
 
-def test_a_replayed_batch_upserts_instead_of_duplicating(postgres: str) -> None:
+def test_a_replayed_batch_upserts_instead_of_duplicating(fresh_database: str) -> None:
+    postgres = fresh_database
     sink = PostgresSink(postgres, TABLES["genre_watch_time"])
     sink.setup()
     first = [_window("drama", 1_000, 3, 30.0), _window("comedy", 1_000, 2, 50.0)]
@@ -48,7 +49,8 @@ def test_a_replayed_batch_upserts_instead_of_duplicating(postgres: str) -> None:
     assert sink.rows_written == 5
 
 
-def test_watch_history_rows_and_jsonb(postgres: str) -> None:
+def test_watch_history_rows_and_jsonb(fresh_database: str) -> None:
+    postgres = fresh_database
     create_tables(postgres)  # all of them, twice: idempotent
     create_tables(postgres)
     event_id = str(uuid.uuid4())

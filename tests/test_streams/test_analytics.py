@@ -53,9 +53,9 @@ POISON = [
 
 
 @pytest.fixture(scope="module")
-def processed(clean_kafka: Settings, postgres: str):  # type: ignore[no-untyped-def]
+def processed(clean_kafka: Settings, module_database: str):  # type: ignore[no-untyped-def]
     """Run the simulator, poison, heartbeats; then the app (Parquet and PostgreSQL sinks)."""
-    settings = with_settings(clean_kafka, postgres_dsn=postgres)
+    settings = with_settings(clean_kafka, postgres_dsn=module_database)
     create_topics(settings)
     events = list(Simulator(CONFIG).events())
     run_simulation(CONFIG, KafkaSink(settings))

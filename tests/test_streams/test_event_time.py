@@ -9,9 +9,7 @@ polars computation over the simulator's own events.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import polars as pl
 import pytest
@@ -28,8 +26,9 @@ from movieflix_lab.simulate import SimulationConfig, Simulator
 from movieflix_lab.sinks.parquet import read_results
 from movieflix_lab.streams.app import LATE_EVENTS_TOPIC
 from movieflix_lab.streams.runner import GENRE_KEYS, run_app
-from tests.fixtures.kafka import running_broker
 from tests.fixtures.streams import batch_windows, watch_frame
+
+pytestmark = pytest.mark.slow
 
 HOUR = timedelta(hours=1)
 HOP_MS = 5 * 60_000
@@ -43,11 +42,10 @@ def _recent(hours: float) -> datetime:
 
 
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Settings]:
-    """A broker of the test's own: each test reads its topics from the start."""
-    with running_broker(tmp_path / "broker") as settings:
-        create_topics(settings)
-        yield settings
+def broker(empty_kafka: Settings) -> Settings:
+    """The session's broker emptied for the test: each test reads its topics from the start."""
+    create_topics(empty_kafka)
+    return empty_kafka
 
 
 def _send(settings: Settings, events: list[EventBase]) -> None:

@@ -32,6 +32,8 @@ from tests.fixtures.streams import (
     watch_frame,
 )
 
+pytestmark = pytest.mark.slow
+
 INCIDENTS = {"binge_bot": 4.0, "credential_stuffing": 4.0}
 CONFIG = SimulationConfig(seed=23, users=600, movies=300, minutes=180, activity=12,
                           incident_rates=INCIDENTS)  # fmt: skip

@@ -39,13 +39,15 @@ from movieflix_lab.sinks.parquet import read_results
 from movieflix_lab.streams.app import group_name
 from movieflix_lab.streams.runner import GENRE_KEYS, outstanding
 from tests.fixtures.cli import cli_env, run_cli
-from tests.fixtures.kafka import running_broker, with_settings
+from tests.fixtures.kafka import with_settings
 from tests.fixtures.streams import (
     GRACE,
     batch_windows,
     heartbeats,
     watch_frame,
 )
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 CONFIG = SimulationConfig(seed=13, users=3000, movies=500, minutes=None, events=100_000,
                           activity=30)  # fmt: skip
@@ -154,19 +156,19 @@ def _close_windows(settings: Settings, env: dict[str, str], events: list, *args:
 
 
 @pytest.fixture
-def backlog(tmp_path: Path, request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
-    """A broker of the test's own with the simulated backlog (``CONFIG``, or the test's).
+def backlog(empty_kafka: Settings, request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """The session's broker emptied for the test, with the simulated backlog (``CONFIG``, or
+    the test's).
 
-    Of its own because each test ends by sending heartbeats: another test's group reading
-    them mid-backlog would close its windows early (a heartbeat of a genre, re-keyed ahead of
-    that genre's records from another input partition, makes them late).
+    Emptied because each test ends by sending heartbeats: another test's group reading them
+    mid-backlog would close its windows early (a heartbeat of a genre, re-keyed ahead of that
+    genre's records from another input partition, makes them late).
     """
-    with running_broker(tmp_path / "broker") as kafka:
-        settings = with_settings(kafka, stream_commit_interval_s=0.5)
-        create_topics(settings)
-        config = getattr(request, "param", CONFIG)
-        run_simulation(config, KafkaSink(settings))
-        yield settings, list(Simulator(config).events())
+    settings = with_settings(empty_kafka, stream_commit_interval_s=0.5)
+    create_topics(settings)
+    config = getattr(request, "param", CONFIG)
+    run_simulation(config, KafkaSink(settings))
+    return settings, list(Simulator(config).events())
 
 
 @pytest.mark.parametrize("backlog", [KILLS], indirect=True, ids=["300k"])
