@@ -51,9 +51,9 @@ def _refit_hook(settings: Settings) -> Callable[[], Callable[[], None]]:
 
 
 def _fraud_model(settings: Settings, instance: str) -> FraudModelState | None:
-    path = settings.fraud_model_path / (
-        "model.json" if instance == "0" else f"{instance}/model.json"
-    )
+    from movieflix_lab.streams.fraud import model_dir
+
+    path = model_dir(settings, instance) / "model.json"
     if not path.exists():
         return None
     meta: dict[str, Any] = json.loads(path.read_text())
@@ -69,14 +69,13 @@ def run_stream(
     instance: str = "0",
     grace: timedelta | None = None,
 ) -> StreamRun:
-    """Run stream app ``name`` (see :func:`~movieflix_lab.streams.runner.run_app`)."""
-    from movieflix_lab.kafka.client import wait_until_reachable
+    """Run stream app ``name`` (see :func:`~movieflix_lab.streams.runner.run_app`) on a
+    cluster that answers (the CLI checks it first)."""
     from movieflix_lab.streams.genre_watch_time import GenreWatchTimeOptions
     from movieflix_lab.streams.search_volume import SearchVolumeOptions
 
     if name not in APPS:
         raise MovieflixError(f"unknown stream app {name!r}; known: {', '.join(APPS)}, all")
-    wait_until_reachable(settings)
     options = None
     if grace is not None:
         options = AnalyticsOptions(

@@ -72,6 +72,12 @@ class FraudOptions:
     source: str = ""
 
 
+def model_dir(settings: Settings, instance: str = "0") -> Path:
+    """Where instance ``instance`` of the fraud app checkpoints its River model."""
+    folder = settings.fraud_model_path
+    return folder if instance == "0" else folder / instance
+
+
 def options_from(settings: Settings, instance: str = "0", source: str = "") -> FraudOptions:
     """The fraud options from ``settings`` (``MOVIEFLIX_FRAUD_*``)."""
     rules = RuleConfig(
@@ -83,12 +89,10 @@ def options_from(settings: Settings, instance: str = "0", source: str = "") -> F
         failed_window=timedelta(seconds=settings.fraud_failed_window_s),
         cooldown=timedelta(seconds=settings.fraud_cooldown_s),
     )
-    folder = settings.fraud_model_path
-    folder = folder if instance == "0" else folder / instance
     return FraudOptions(
         rules=rules,
         model=ModelConfig(alert_quantile=settings.fraud_alert_quantile),
-        model_dir=folder,
+        model_dir=model_dir(settings, instance),
         source=source,
     )
 
