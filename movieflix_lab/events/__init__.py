@@ -5,6 +5,7 @@ from movieflix_lab.events.codec import (
     FieldError,
     decode,
     decode_batch,
+    decode_record,
     encode,
     to_record,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "WatchRecord",
     "decode",
     "decode_batch",
+    "decode_record",
     "encode",
     "to_record",
 ]

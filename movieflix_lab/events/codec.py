@@ -30,6 +30,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from movieflix_lab.events.fast import WireEvent, fast_record
 from movieflix_lab.events.models import EVENT_MODELS, Event, EventBase
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "FieldError",
     "decode",
     "decode_batch",
+    "decode_record",
     "encode",
     "event_json_schema",
     "to_record",
@@ -117,6 +119,20 @@ def _json_problem(data: bytes | str) -> str:
     return "malformed JSON"
 
 
+def decode_record(data: bytes) -> dict[str, Any]:
+    """``to_record(decode(data))``, the fast way when ``data`` is a canonical event.
+
+    What the kit's gateway and simulator write takes the fast path
+    (:mod:`movieflix_lab.events.fast`: the same contracts, checked by msgspec); anything
+    else — another spelling, or an invalid event — is validated by pydantic, and an invalid
+    one raises :class:`EventDecodeError` naming the field, as :func:`decode` does.
+    """
+    record = fast_record(data)
+    if record is not None:
+        return record
+    return to_record(decode(data))
+
+
 def decode_batch(items: Sequence[Any]) -> list[EventBase]:
     """Validate a list of already-parsed JSON objects; errors carry each item's index."""
     events: list[EventBase] = []
@@ -134,8 +150,10 @@ def decode_batch(items: Sequence[Any]) -> list[EventBase]:
     return events
 
 
-def encode(event: EventBase) -> bytes:
+def encode(event: EventBase | WireEvent) -> bytes:
     """The JSON bytes of an event: exactly the body the gateway accepts."""
+    if isinstance(event, WireEvent):
+        return event.encode()
     return event.model_dump_json(exclude_none=True).encode()
 
 

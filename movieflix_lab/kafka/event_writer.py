@@ -17,6 +17,7 @@ from quixstreams.kafka import Producer
 
 from movieflix_lab.config import Settings
 from movieflix_lab.events.codec import encode
+from movieflix_lab.events.fast import WireEvent
 from movieflix_lab.events.models import EventBase
 from movieflix_lab.exceptions import MovieflixError
 from movieflix_lab.kafka.catalog import (
@@ -57,7 +58,7 @@ class Route:
     partition: int | None = None
 
 
-def route(event: EventBase, partitions_of: Callable[[str], int]) -> Route:
+def route(event: EventBase | WireEvent, partitions_of: Callable[[str], int]) -> Route:
     """Where an event goes.
 
     >>> from movieflix_lab.events import RateEvent
@@ -66,9 +67,9 @@ def route(event: EventBase, partitions_of: Callable[[str], int]) -> Route:
     >>> route(e, lambda topic: 6)
     Route(topic='user-interactions', key='u1', partition=None)
     """
-    spec = TOPIC_BY_EVENT_TYPE[event.event_type]  # type: ignore[attr-defined]
+    spec = TOPIC_BY_EVENT_TYPE[event.event_type]  # type: ignore[union-attr]
     if spec is WATCH_HISTORY:
-        movie_id: str = event.movie_id  # type: ignore[attr-defined]
+        movie_id: str = event.movie_id  # type: ignore[union-attr,assignment]
         return Route(
             spec.name,
             watch_history_key(event.user_id, movie_id),
@@ -113,7 +114,9 @@ class EventWriter:
             self._partitions[topic] = count
         return count
 
-    def send(self, event: EventBase, on_delivery: DeliveryCallback | None = None) -> Route:
+    def send(
+        self, event: EventBase | WireEvent, on_delivery: DeliveryCallback | None = None
+    ) -> Route:
         """Queue one event; ``on_delivery`` fires from :meth:`poll`/:meth:`flush`."""
         where = route(event, self.partitions_of)
         self._producer.produce(

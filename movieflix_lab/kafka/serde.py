@@ -4,23 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from quixstreams.models import Deserializer, SerializationContext, Serializer
 
-from movieflix_lab.events.codec import decode, encode, to_record
+from movieflix_lab.events.codec import decode, decode_record, encode
 from movieflix_lab.events.models import EventBase
 
-__all__ = ["EventDeserializer", "EventSerializer"]
+__all__ = ["EventDeserializer", "EventSerializer", "RecordDeserializer", "RecordSerializer"]
 
 
 class EventDeserializer(Deserializer):
     """Bytes → a validated event as a dict (what a StreamingDataFrame row is).
 
-    An invalid message raises :class:`~movieflix_lab.events.codec.EventDecodeError`, whose
-    message names the field; the apps' error callbacks send it to ``dead-letters``.
+    Canonical events (what the kit writes) take the codec's fast path, anything else the
+    full pydantic validation (:func:`~movieflix_lab.events.codec.decode_record`): the
+    same record either way. An invalid message raises
+    :class:`~movieflix_lab.events.codec.EventDecodeError`, whose message names the field;
+    the apps' error callbacks send it to ``dead-letters``.
     """
 
     def __call__(self, value: bytes, ctx: SerializationContext) -> dict[str, Any]:
-        return to_record(decode(value))
+        return decode_record(value)
 
 
 class EventSerializer(Serializer):
@@ -29,3 +33,18 @@ class EventSerializer(Serializer):
     def __call__(self, value: EventBase | dict[str, Any], ctx: SerializationContext) -> bytes:
         event = value if isinstance(value, EventBase) else decode(value)
         return encode(event)
+
+
+class RecordSerializer(Serializer):
+    """A record the app made or already validated → JSON, for the apps' own topics
+    (repartition topics): orjson, where Quix's ``"json"`` is the standard library's."""
+
+    def __call__(self, value: Any, ctx: SerializationContext) -> bytes:
+        return orjson.dumps(value)
+
+
+class RecordDeserializer(Deserializer):
+    """JSON → the record (the apps' own topics: written by :class:`RecordSerializer`)."""
+
+    def __call__(self, value: bytes, ctx: SerializationContext) -> Any:
+        return orjson.loads(value)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from confluent_kafka import KafkaError, KafkaException, Message
 
 from movieflix_lab.config import Settings
+from movieflix_lab.events.fast import WireEvent
 from movieflix_lab.events.models import EventBase
 from movieflix_lab.exceptions import MovieflixError
 from movieflix_lab.kafka.event_writer import TOPIC_BY_EVENT_TYPE, DeliveryCallback, EventWriter
@@ -111,7 +112,7 @@ class KafkaDelivery:
         return missing
 
     # -- sending --
-    async def deliver(self, events: Sequence[EventBase]) -> list[Delivered]:
+    async def deliver(self, events: Sequence[EventBase | WireEvent]) -> list[Delivered]:
         """Send ``events`` and wait until Kafka confirmed every one of them.
 
         One future per request, resolved from the poll thread when the last delivery report

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from fastapi.testclient import TestClient
@@ -113,6 +113,47 @@ def test_bad_input_is_refused_naming_the_field(
     problem = response.json()
     assert problem["error"]
     assert any(d["field"] == field and d.get("index") == index for d in problem["detail"]), problem
+
+
+def _canonical(event: dict) -> dict:
+    """The event as the kit writes it (what the gateway's fast path reads)."""
+    return json.loads(encode(decode(json.dumps(event))))
+
+
+def test_every_spelling_of_a_valid_event_is_accepted_and_written_canonically(
+    gateway: TestClient, kafka: Settings
+) -> None:
+    canonical = _canonical(_event("search"))
+    assert canonical["timestamp"].endswith("Z")  # the fast path's form
+    other = {**_event("search"), "user_id": "  u-spaced ", "event_id": str(uuid.uuid4()).upper(),
+             "timestamp": (datetime.now(UTC) - timedelta(hours=1)).astimezone(
+                 timezone(timedelta(hours=5))).isoformat()}  # fmt: skip
+    for body in ([canonical], [canonical | {"event_id": str(uuid.uuid4())}, other]):
+        response = gateway.post("/v1/events", json=body)
+        assert response.status_code == 200, response.text
+        assert response.json()["accepted"] == len(body)
+    wanted = {canonical["event_id"], other["event_id"].lower()}
+    found = read_back(kafka, "search-events", wanted)
+    assert set(found) == wanted
+    for event in (canonical, other):
+        message = found[event["event_id"].lower()]
+        assert json.loads(message.value()) == _canonical(event)
+        assert message.key().decode() == _canonical(event)["user_id"]
+
+
+@pytest.mark.parametrize("spelling", ["canonical", "other"])
+def test_the_future_and_invalid_fields_are_refused_on_either_path(
+    gateway: TestClient, spelling: str
+) -> None:
+    ahead = (datetime.now(UTC) + timedelta(hours=2)).replace(microsecond=0)
+    stamp = ahead.isoformat().replace("+00:00", "Z" if spelling == "canonical" else "+00:00")
+    first = _canonical(_event()) if spelling == "canonical" else _event()
+    body = [first, {**first, "event_id": str(uuid.uuid4()), "timestamp": stamp}]
+    response = gateway.post("/v1/events", json=body)
+    assert response.status_code == 422, response.text
+    assert [(d["field"], d["index"]) for d in response.json()["detail"]] == [("timestamp", 1)]
+    response = gateway.post("/v1/events", json=[first, {**first, "rating": 9}])
+    assert [(d["field"], d["index"]) for d in response.json()["detail"]] == [("rating", 1)]
 
 
 def test_an_invalid_batch_writes_nothing(gateway: TestClient, kafka: Settings) -> None:
