@@ -21,7 +21,16 @@ from movieflix_lab.fraud.rules import (
     user_rules_step,
 )
 
-__all__ = ["FraudDetector"]
+__all__ = ["FraudDetector", "relevant_kind"]
+
+
+def relevant_kind(event_type: str, position_s: float | None = None) -> bool:
+    """Whether an event of this type (a play: at this position) feeds any detector.
+
+    >>> relevant_kind("play", 0), relevant_kind("play", 31.5), relevant_kind("pause", 0)
+    (True, False, False)
+    """
+    return event_type in ("login", "search", "watch") or (event_type == "play" and not position_s)
 
 
 @dataclass
@@ -50,12 +59,9 @@ class FraudDetector:
 
         Pauses, seeks, stops and resumed plays change no rule and no feature (their device
         is already known from the play that started the movie), so the stream app skips them
-        before touching state.
+        before touching state — and before decoding them (:func:`relevant_kind`).
         """
-        kind = event["event_type"]
-        return kind in ("login", "search", "watch") or (
-            kind == "play" and event.get("position_s", 0) == 0
-        )
+        return relevant_kind(event["event_type"], event.get("position_s"))
 
     def user_step(self, memory: Memory, event: dict[str, Any], ts: int, now_ms: int) -> list[Alert]:
         """One user's next event (any topic): binge, logins, and the model's score."""

@@ -341,14 +341,16 @@ def stream_application(
     partitions), state in ``data/state/<name>/<instance>`` (each instance needs its own:
     RocksDB locks its folder).
 
-    ``low_latency`` (the fraud app): Quix's consumer otherwise waits up to a second to fill a
-    batch of 10,000 messages per poll, and the broker up to 500 ms for a fetch to have data;
-    alerts would wait for that at every hop (the IP repartition topic is a second one), and
-    with several input topics aligned by event time a record also waits for every other
-    partition's buffer to be fed. Polls of 5 ms, fetches waiting at most 5 ms and buffers of
-    100 messages per partition cut the fraud alerts' p99 to less than half of what 50-ms
-    polls and 500-message buffers gave (``benchmarks/fraud_detection.py``), for a little CPU
-    polling while idle.
+    ``low_latency`` (the fraud and recs apps): Quix's consumer otherwise waits up to a
+    second to fill a batch of 10,000 messages per poll, and the broker up to 500 ms for a
+    fetch to have data; alerts would wait for that at every hop (the IP repartition topic is
+    a second one). Polls of 5 ms and fetches waiting at most 5 ms keep that wait short, for
+    a little CPU polling while idle. The partition buffers (Quix aligns the input topics by
+    event time through them) hold 1,000 messages: Quix feeds them with one ``consume`` of
+    that many messages, then reads every assigned partition's watermarks and position, so
+    100-message buffers made a catch-up pay that round per 100 records
+    (``benchmarks/fraud_detection.py`` measures the fraud app's catch-up and its alert
+    latency with them).
     """
     dead_letters = DeadLetters(settings, name)
     state_dir = settings.state_dir / name / instance
@@ -369,7 +371,7 @@ def stream_application(
         producer_extra.update(_transactional(settings, name, instance, interval))
     latency: dict[str, Any] = {}
     if low_latency:
-        latency = {"consumer_poll_timeout": 0.005, "max_partition_buffer_size": 100}
+        latency = {"consumer_poll_timeout": 0.005, "max_partition_buffer_size": 1000}
     topics = TopicManager(
         topic_admin=PromptTopicAdmin(quix_connection(settings), extra_config=producer_extra),
         consumer_group=group_name(settings, name),

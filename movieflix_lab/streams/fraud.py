@@ -29,14 +29,17 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 from quixstreams import Application
 from quixstreams.dataframe import StreamingDataFrame
 from quixstreams.models import Deserializer, SerializationContext
 from quixstreams.state import State
 
 from movieflix_lab.config import Settings
+from movieflix_lab.events.codec import decode
+from movieflix_lab.events.fast import event_kind, fast_valid
 from movieflix_lab.fraud.alerts import Alert
-from movieflix_lab.fraud.detector import FraudDetector
+from movieflix_lab.fraud.detector import FraudDetector, relevant_kind
 from movieflix_lab.fraud.model import ModelConfig, OnlineFraudModel
 from movieflix_lab.fraud.rules import RuleConfig
 from movieflix_lab.kafka.catalog import (
@@ -59,6 +62,10 @@ FRAUD_INPUTS = (USER_INTERACTIONS.name, LOGIN_EVENTS.name, SEARCH_EVENTS.name, W
 WATERMARK_TICK_MS = 60_000
 #: Per-user and per-IP memories of entities idle this long are dropped.
 STATE_TTL = timedelta(days=7)
+#: The state key of an entity's memory (its rules' and model's JSON, orjson bytes). A key
+#: given as bytes is used as it is; a string would be JSON-dumped at every access. These
+#: are the bytes ``"memory"`` always had, so state written before reads on.
+MEMORY = b'"memory"'
 
 
 @dataclass(frozen=True)
@@ -97,6 +104,27 @@ def options_from(settings: Settings, instance: str = "0", source: str = "") -> F
     )
 
 
+#: What :class:`FraudEvents` gives for an event no detector reads (never decoded).
+SKIPPED: dict[str, Any] = {"event_type": "skipped"}
+
+
+class FraudEvents(EventDeserializer):
+    """The fraud app's values: events no detector reads (pauses, seeks, stops, resumed
+    plays, ratings) are recognised from their type and validated, but never made into
+    records nor read further; the others are decoded as every app decodes them.
+
+    An invalid event goes to ``dead-letters`` either way: the fraud app is the only one that
+    reads ``user-interactions``, so dropping what it skips unvalidated would lose it.
+    """
+
+    def __call__(self, value: bytes, ctx: SerializationContext) -> dict[str, Any]:
+        kind = event_kind(value)
+        skip = kind is not None and not relevant_kind(*kind)
+        if skip and (fast_valid(value) or decode(value)):  # decode raises on an invalid one
+            return SKIPPED
+        return super().__call__(value, ctx)
+
+
 class UserKey(Deserializer):
     """A record key → the user id (``watch-history``'s ``user:movie`` keeps the user part)."""
 
@@ -132,11 +160,12 @@ class FraudApp:
     def on_user_event(
         self, value: dict[str, Any], key: str, timestamp: int, headers: Any, state: State
     ) -> list[dict[str, Any]]:
-        if not self.detector.relevant(value):
+        if value is SKIPPED or not self.detector.relevant(value):
             return []
-        memory = state.get("memory") or {}
+        raw = state.get_bytes(MEMORY)
+        memory = orjson.loads(raw) if raw is not None else {}
         alerts = self.detector.user_step(memory, value, timestamp, int(self.clock() * 1000))
-        state.set("memory", memory, ttl=STATE_TTL)
+        state.set_bytes(MEMORY, orjson.dumps(memory), ttl=STATE_TTL)
         self._checkpoint()
         return self._records(alerts)
 
@@ -149,10 +178,11 @@ class FraudApp:
         # memory forgets nothing (the newest attempt read is no horizon: a partition not
         # read yet may hold attempts older than it).
         horizon = self.watermark.closed(state)
-        memory = state.get("memory") or {}
+        raw = state.get_bytes(MEMORY)
+        memory = orjson.loads(raw) if raw is not None else {}
         alerts = self.detector.ip_step(memory, value, timestamp, int(self.clock() * 1000),
                                        horizon)  # fmt: skip
-        state.set("memory", memory, ttl=STATE_TTL)
+        state.set_bytes(MEMORY, orjson.dumps(memory), ttl=STATE_TTL)
         return self._records(alerts)
 
 
@@ -169,7 +199,7 @@ def build(
     fraud = FraudApp(FraudDetector(rules=options.rules, model=model), options)
     frames: dict[str, StreamingDataFrame] = {
         name: app.dataframe(
-            app.topic(name, key_deserializer=UserKey(), value_deserializer=EventDeserializer())
+            app.topic(name, key_deserializer=UserKey(), value_deserializer=FraudEvents())
         )
         for name in FRAUD_INPUTS
     }

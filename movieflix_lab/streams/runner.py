@@ -154,6 +154,13 @@ APP_INPUTS: dict[str, tuple[str, ...]] = {
 #: not wait for a full batch).
 LOW_LATENCY = frozenset({"fraud", "recs"})
 
+
+def _commit_interval(settings: Settings, name: str) -> float:
+    """The recs app publishes what a checkpoint touched when it commits: often enough."""
+    interval = settings.stream_commit_interval_s
+    return min(interval, recs.COMMIT_INTERVAL_S) if name == "recs" else interval
+
+
 #: Each app's builder; what it returns (if anything) is called when a run ends.
 APPS: dict[
     str, Callable[[StreamApp, Settings, AnalyticsOptions | None], Callable[[], None] | None]
@@ -246,8 +253,9 @@ def run_app(
     summary = RunSummary(name, 0, Counter())
     for round_ in range(1, max_rounds + 1):
         stream = stream_application(
-            settings, name, instance=instance, guarantee=guarantee, low_latency=name in LOW_LATENCY
-        )
+            settings, name, instance=instance, guarantee=guarantee,
+            low_latency=name in LOW_LATENCY, commit_interval=_commit_interval(settings, name),
+        )  # fmt: skip
         on_stop = APPS[name](stream, settings, options)
         beside = on_start() if on_start is not None else None
         try:

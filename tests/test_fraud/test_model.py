@@ -83,3 +83,26 @@ def test_the_detector_runs_on_a_dataframe_without_kafka() -> None:
                               "impossible_travel", "new_login_activity", "failed_login_burst")
                for a in alerts)  # fmt: skip
     assert detector.model.drift is not None  # ADWIN watches the score stream
+
+
+def test_one_walk_scores_and_learns_exactly_as_rivers_two_calls() -> None:
+    """``score_then_learn`` against River's ``score_one`` then ``learn_one``: over the
+    simulator's features (several window pivots), the same score at every event and the
+    same masses in every node at the end."""
+    memory: dict = {}
+    xs = [features(memory.setdefault(e["user_id"], {}), e) for e in _events()
+          if FraudDetector.relevant(e)]  # fmt: skip
+    config = ModelConfig(seed=7, window_size=250)
+    fused, river = OnlineFraudModel(config), OnlineFraudModel(config)
+    assert len(xs) > 4 * config.window_size
+    for x in xs:
+        expected = river.score_one(x)
+        river.learn_one(x)
+        assert fused.score_then_learn(x) == expected
+
+    def masses(model: OnlineFraudModel) -> list[tuple[int, int]]:
+        return [(n.l_mass, n.r_mass) for nodes in model.trees._tree_nodes for n in nodes]
+
+    assert masses(fused) == masses(river)
+    assert (fused.learned, fused.trees.counter) == (river.learned, river.trees.counter)
+    assert any(score > 0 for score in [river.score_one(x) for x in xs[-50:]])

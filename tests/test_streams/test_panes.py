@@ -57,7 +57,7 @@ class DictState:
     def get_bytes(self, key: str, default: bytes | None = None) -> bytes | None:
         return self._transaction.data.get((self.prefix, key), default)
 
-    def set_bytes(self, key: str, value: bytes) -> None:
+    def set_bytes(self, key: str, value: bytes, ttl: Any = None) -> None:
         self._transaction.data[(self.prefix, key)] = value
 
     def delete(self, key: str) -> None:
