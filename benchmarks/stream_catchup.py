@@ -7,7 +7,8 @@ anybody's topics). In one run, on one backlog of ``--events`` records in ``watch
 and ``search-events`` (simulated events, copied with new ids and shifted times until the
 count is reached):
 
-1. anchor: raw confluent-kafka consume + deserialize (our codec: JSON + pydantic validation)
+1. anchor: raw confluent-kafka consume + deserialize (the codec, as the apps decode: the
+   msgspec fast path for canonical records, pydantic for the rest)
    of both topics, one consumer;
 2. anchor: a Java Kafka Streams 4.3.1 job of the seed's sketch (watch-history, group by genre,
    30-minute windows, count; ``benchmarks/kafka-streams/``) — at-least-once and exactly-once;
@@ -36,7 +37,7 @@ from rich.console import Console
 
 from benchmarks.common import own_broker, write_results
 from movieflix_lab.config import PROJECT_ROOT, Settings
-from movieflix_lab.events import decode, encode
+from movieflix_lab.events import decode_record, encode
 from movieflix_lab.kafka.client import consumer, producer
 from movieflix_lab.kafka.event_writer import route
 from movieflix_lab.simulate import SimulationConfig, Simulator
@@ -114,7 +115,7 @@ def raw_consume(settings: Settings) -> tuple[float, dict[str, int]]:
     while time.perf_counter() - last < 10 or not any(counts.values()):
         for message in reader.consume(num_messages=1000, timeout=1.0):
             if message.error() is None:
-                decode(message.value())
+                decode_record(message.value())
                 counts[message.topic()] += 1
                 last = time.perf_counter()
         if time.perf_counter() - started > 900:
@@ -235,17 +236,17 @@ def main() -> None:
             {"metric": "raw confluent-kafka consume + decode", "value": raw, "unit": "rec/s"},
             row("genre watch time (Quix), at-least-once", genre, "raw consume", raw, ">= 0.5"),
             row("search volume (Quix), at-least-once", search, "raw consume", raw, ">= 0.5"),
-            row("analytics (both), at-least-once", alos, "raw consume", raw, ">= 0.5"),
+            row("analytics (both), at-least-once", alos, "raw consume", raw, ">= 0.3"),
             row("analytics (both), exactly-once", eos, "analytics at-least-once", alos, ">= 0.9"),
             row("genre watch time (Quix), at-least-once", genre, "Kafka Streams 4.3.1 ALOS", ks,
-                "as measured"),
+                ">= 0.5"),
             row("Kafka Streams 4.3.1, exactly-once v2", ks_eos, "Kafka Streams ALOS", ks, "-"),
             row("genre watch time, windows closing (5-min grace)", genre_closing,
                 "genre, windows open (5-day grace)", genre, "as measured"),
             row("analytics, windows closing (5-min grace)", alos_closing,
                 "analytics, windows open (5-day grace)", alos, "as measured"),
             row("analytics, windows closing (5-min grace)", alos_closing, "raw consume", raw,
-                ">= 0.5"),
+                ">= 0.3"),
         ]  # fmt: skip
         notes = [
             f"Backlog: {counts['watch-history']:,} watch-history + "
@@ -253,8 +254,9 @@ def main() -> None:
             "broker (KRaft) on the same machine. Times run from launch (group join and JVM "
             "start included) until the group caught up; Quix's 3-s quiet period is subtracted.",
             "Kafka Streams parses the JSON with Jackson and counts; the Quix apps validate each "
-            "event with pydantic (the contract), sum seconds as well as count, and keep "
-            "tumbling and hopping windows; each app writes Parquet at every checkpoint.",
+            "event against the contract (the codec's msgspec fast path, as the raw anchor "
+            "does), sum seconds as well as count, and keep tumbling and hopping windows; each "
+            "app writes Parquet at every checkpoint.",
             "The 5-day grace keeps every window open (ingest and aggregation only, comparable "
             "across versions); the 5-min grace rows are the apps as users run them, their "
             "windows closing on the event-time watermark during the catch-up.",

@@ -32,7 +32,7 @@ from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import psutil
@@ -103,16 +103,20 @@ class SoakResult:
         return json.dumps(asdict(self), indent=2)
 
 
-def _restamped(options: SoakOptions) -> Iterator[EventBase]:
-    """Simulated events, endlessly, each moved to the wall clock of its sending."""
+def restamped(
+    options: SoakOptions, planned: Callable[[int], datetime] | None = None
+) -> Iterator[EventBase]:
+    """Simulated events, endlessly, each moved to the wall clock of its sending (or, with
+    ``planned``, to ``planned(i)``: when event ``i`` is meant to be sent)."""
     from movieflix_lab.simulate import SimulationConfig, Simulator
 
-    round_ = 0
+    round_, i = 0, 0
     while True:
         config = SimulationConfig(seed=options.seed + round_, users=options.users, minutes=None,
                                   events=500_000, activity=20)  # fmt: skip
         for event in Simulator(config).events():
-            now = datetime.now(UTC)
+            now = datetime.now(UTC) if planned is None else planned(i)
+            i += 1
             shift = now - event.timestamp
             update: dict[str, Any] = {"timestamp": now}
             if event.event_type == "watch":  # type: ignore[attr-defined]
@@ -123,7 +127,37 @@ def _restamped(options: SoakOptions) -> Iterator[EventBase]:
         round_ += 1
 
 
-class _Traffic:
+class Traffic(Protocol):
+    """What the soak reads of its traffic while it runs (:class:`PacedTraffic` by default;
+    a benchmark may bring a compiled load generator instead)."""
+
+    started: float
+    phase: str
+    sent: int
+    accepted: int
+    errors: int
+    by_topic: dict[str, int]
+
+    def start(self) -> Traffic: ...
+    def stop(self) -> None: ...
+
+
+#: Makes the traffic: ``(gateway url, options, API key or None)``.
+TrafficFactory = Callable[[str, SoakOptions, str | None], Traffic]
+
+
+def soak_phase(options: SoakOptions, t: float) -> str:
+    """The phase of the run ``t`` seconds after the traffic started."""
+    if t < min(30.0, options.seconds / 5):
+        return "warm-up"
+    if t < options.burst_at:
+        return "steady"
+    if t < options.burst_at + options.burst_s:
+        return "burst"
+    return "after"
+
+
+class PacedTraffic:
     """Paced POSTs of batches through the gateway, from a few sender threads."""
 
     def __init__(self, url: str, options: SoakOptions, api_key: str | None) -> None:
@@ -145,7 +179,7 @@ class _Traffic:
         o = self.options
         return o.rate * o.burst_factor if o.burst_at <= t < o.burst_at + o.burst_s else o.rate
 
-    def start(self) -> _Traffic:
+    def start(self) -> PacedTraffic:
         self.started = time.monotonic()
         self._thread.start()
         return self
@@ -167,7 +201,7 @@ class _Traffic:
                 self.errors += 1
 
     def _run(self) -> None:
-        events = _restamped(self.options)
+        events = restamped(self.options)
         owed = 0.0
         last = time.monotonic()
         with ThreadPoolExecutor(max_workers=4, thread_name_prefix="soak-post") as pool:
@@ -191,14 +225,7 @@ class _Traffic:
                 future.result()
 
     def _phase(self, t: float) -> str:
-        o = self.options
-        if t < min(30.0, o.seconds / 5):
-            return "warm-up"
-        if t < o.burst_at:
-            return "steady"
-        if t < o.burst_at + o.burst_s:
-            return "burst"
-        return "after"
+        return soak_phase(self.options, t)
 
     def stop(self) -> None:
         self._stop.set()
@@ -270,8 +297,13 @@ def run_soak(
     *,
     say: Callable[[str], None] = lambda _: None,
     progress: Callable[[float, dict[str, Any]], None] | None = None,
+    make_traffic: TrafficFactory | None = None,
 ) -> SoakResult:
-    """Run the soak on ``settings``' cluster (topics created if missing); see the module."""
+    """Run the soak on ``settings``' cluster (topics created if missing); see the module.
+
+    ``make_traffic`` makes the load (by default :class:`PacedTraffic`, Python threads in this
+    process); each sample records this process's CPU and, when the traffic reports it
+    (``cpu_s()``), the load generator's."""
     from movieflix_lab.jobs.processes import gateway_process, stream_process
     from movieflix_lab.kafka.catalog import create_topics, describe_topics
 
@@ -288,7 +320,7 @@ def run_soak(
         if missing:
             raise MovieflixError(f"soak: could not find the processes of {sorted(missing)}")
         _catch_up(settings, options, say)
-        traffic = _Traffic(url, options, settings.api_key_value).start()
+        traffic = (make_traffic or PacedTraffic)(url, options, settings.api_key_value).start()
         say(
             f"traffic: {options.rate:g} events/s for {options.minutes:g} min, "
             f"{options.burst_factor:g}x for {options.burst_s:g} s at {options.burst_at:.0f} s"
@@ -346,9 +378,12 @@ def _catch_up(settings: Settings, options: SoakOptions, say: Callable[[str], Non
 
 
 def _sample(
-    settings: Settings, traffic: _Traffic, processes: dict[str, psutil.Process], phase: str = ""
+    settings: Settings, traffic: Traffic, processes: dict[str, psutil.Process], phase: str = ""
 ) -> dict[str, Any]:
+    load = getattr(traffic, "cpu_s", None)
     return {
+        "self_cpu_s": round(sum(psutil.Process().cpu_times()[:2]), 2),
+        "load_cpu_s": round(load(), 2) if load is not None else None,
         "t": round(time.monotonic() - traffic.started, 1),
         "phase": phase or traffic.phase,
         "sent": traffic.sent,
