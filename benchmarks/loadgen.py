@@ -14,8 +14,10 @@ generator and say so in their notes.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
+import signal
 import shutil
 import subprocess
 import tempfile
@@ -127,8 +129,10 @@ class Vegeta:
 
     def stop(self) -> None:
         """Interrupt the attack early (vegeta writes what it has)."""
-        if self._process is not None and self._process.poll() is None:
-            self._process.send_signal(2)
+        if self._process is not None and self._process.returncode is None:
+            # Not poll(): it would reap the process, and wait() reads its CPU from wait4.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._process.pid, signal.SIGINT)
 
     def wait(self, by_request: bool = False) -> Attack:
         """Wait for the attack to end; its report (and, ``by_request``, every status)."""
