@@ -81,6 +81,7 @@ NO_EDGE_SPACE = r"\A\S(?:[\s\S]*\S)?\Z"
 #: How many distinct passed strings a field's check remembers before it starts again.
 MEMO_SIZE = 100_000
 IP = "<ip address>"
+INT64_MAX = 2**63 - 1
 
 #: The model-level rules this module checks, per model (see :func:`_model_rules`).
 KNOWN_MODEL_VALIDATORS = {
@@ -196,8 +197,14 @@ def _field_type(model: type[EventBase], name: str, info: FieldInfo) -> tuple[Any
     elif annotation is str:
         check = bounds.pop("pattern", NO_EDGE_SPACE)
         base = Annotated[str, msgspec.Meta(**bounds)] if bounds else str
-    elif annotation in (int, float):
-        base = Annotated[annotation, msgspec.Meta(**bounds)] if bounds else annotation
+    elif annotation is int:
+        # Within 64 bits: orjson (the gateway's encoder, Quix's JSON) refuses wider integers,
+        # which pydantic's path writes; so those go to pydantic.
+        bounds.setdefault("le", INT64_MAX)
+        bounds.setdefault("ge", -INT64_MAX - 1)
+        base = Annotated[int, msgspec.Meta(**bounds)]
+    elif annotation is float:
+        base = Annotated[float, msgspec.Meta(**bounds)] if bounds else float
     elif annotation is bool or get_origin(annotation) is Literal:
         base = annotation
     else:

@@ -173,7 +173,8 @@ class OnlineFraudModel:
         takes River's calls.
         """
         hst = self.trees
-        if not hst.trees or len(x) != len(FEATURES):
+        # River's private fields the walk shares with it (a River without them: its calls).
+        if not hst.trees or len(x) != len(FEATURES) or not hasattr(hst, "_tree_nodes"):
             score = self.score_one(x)
             self.learn_one(x)
             return score

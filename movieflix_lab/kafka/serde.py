@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from quixstreams.models import Deserializer, SerializationContext, Serializer
 
 from movieflix_lab.events.codec import decode, decode_record, encode
 from movieflix_lab.events.models import EventBase
 
-__all__ = ["EventDeserializer", "EventSerializer", "RecordDeserializer", "RecordSerializer"]
+__all__ = ["EventDeserializer", "EventSerializer"]
 
 
 class EventDeserializer(Deserializer):
@@ -33,18 +32,3 @@ class EventSerializer(Serializer):
     def __call__(self, value: EventBase | dict[str, Any], ctx: SerializationContext) -> bytes:
         event = value if isinstance(value, EventBase) else decode(value)
         return encode(event)
-
-
-class RecordSerializer(Serializer):
-    """A record the app made or already validated → JSON, for the apps' own topics
-    (repartition topics): orjson, where Quix's ``"json"`` is the standard library's."""
-
-    def __call__(self, value: Any, ctx: SerializationContext) -> bytes:
-        return orjson.dumps(value)
-
-
-class RecordDeserializer(Deserializer):
-    """JSON → the record (the apps' own topics: written by :class:`RecordSerializer`)."""
-
-    def __call__(self, value: bytes, ctx: SerializationContext) -> Any:
-        return orjson.loads(value)

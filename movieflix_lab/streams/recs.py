@@ -136,7 +136,7 @@ class RecsApp:
         model, version = self.holder.current()
         vectors = None
         if model is not None and touched:
-            rows = {t["key"]: history_values(t["history"], model.confidence) for t in touched}
+            rows = {t["user_id"]: history_values(t["history"], model.confidence) for t in touched}
             vectors = [[round(x, 6) for x in row] for row in model.vectors(rows).tolist()]
             self.batches += 1
         now_ms = int(self.clock() * 1000)

@@ -27,7 +27,6 @@ from quixstreams import Application, message_context
 from quixstreams.dataframe import StreamingDataFrame
 from quixstreams.state import State
 
-from movieflix_lab.kafka.serde import RecordDeserializer, RecordSerializer
 from movieflix_lab.streams.watermarks import SourceClock
 
 __all__ = ["SOURCE_HEADER", "Replays", "regroup"]
@@ -125,9 +124,7 @@ def regroup(
         sdf = clock.apply_to(sdf, also=None if exactly_once else _stamp)
     elif not exactly_once:
         sdf = sdf.set_headers(_stamp)
-    # The re-keyed copies are records this app decoded: orjson both ways, not Quix's "json".
-    grouped = sdf.group_by(key, name=name, value_serializer=RecordSerializer(),
-                           value_deserializer=RecordDeserializer())  # fmt: skip
+    grouped = sdf.group_by(key, name=name)
     if clock is not None:
         if app is None:
             raise ValueError("regroup: a clock writes its markers through the app: pass app=")

@@ -156,6 +156,14 @@ def test_the_future_and_invalid_fields_are_refused_on_either_path(
     assert [(d["field"], d["index"]) for d in response.json()["detail"]] == [("rating", 1)]
 
 
+def test_a_valid_integer_beyond_64_bits_takes_the_full_path(gateway: TestClient) -> None:
+    """The contract bounds ``result_count`` below only; orjson (the fast path's encoder)
+    refuses integers over 64 bits, so such an event is pydantic's to write."""
+    event = _canonical(_event("search")) | {"result_count": 10**20}
+    response = gateway.post("/v1/events", json=[_canonical(_event("search")), event])
+    assert response.status_code == 200, response.text
+
+
 def test_an_invalid_batch_writes_nothing(gateway: TestClient, kafka: Settings) -> None:
     good = [_event() for _ in range(5)]
     response = gateway.post("/v1/events", json=[*good, _event(rating="five")])
