@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -192,7 +191,6 @@ def main() -> None:
     ]
     path = write_results("profiles", {"events": args.events, **measured, "notes": notes}, rows)
     console.print(f"results in {path.relative_to(PROJECT_ROOT)}")
-    shutil.rmtree(settings.data_dir.parent, ignore_errors=True)
 
 
 if __name__ == "__main__":

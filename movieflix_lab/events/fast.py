@@ -92,7 +92,6 @@ KNOWN_MODEL_VALIDATORS = {
     }.items()
 }  # fmt: skip
 KNOWN_FIELD_VALIDATORS = {"_not_a_number", "_to_utc"}
-TIME_FIELDS = ("timestamp", "started_at")
 
 
 def _python_pattern(pattern: str) -> str:
@@ -104,21 +103,18 @@ def _python_pattern(pattern: str) -> str:
     return pattern
 
 
+#: The contracts' bounds (annotated_types) and the msgspec ``Meta`` argument of each.
+_BOUNDS = {annotated_types.Ge: "ge", annotated_types.Gt: "gt", annotated_types.Le: "le",
+           annotated_types.Lt: "lt", annotated_types.MinLen: "min_length",
+           annotated_types.MaxLen: "max_length"}  # fmt: skip
+
+
 def _meta(info: FieldInfo) -> dict[str, Any]:
     bounds: dict[str, Any] = {}
     for item in info.metadata:
-        if isinstance(item, annotated_types.Ge):
-            bounds["ge"] = item.ge
-        elif isinstance(item, annotated_types.Gt):
-            bounds["gt"] = item.gt
-        elif isinstance(item, annotated_types.Le):
-            bounds["le"] = item.le
-        elif isinstance(item, annotated_types.Lt):
-            bounds["lt"] = item.lt
-        elif isinstance(item, annotated_types.MinLen):
-            bounds["min_length"] = item.min_length
-        elif isinstance(item, annotated_types.MaxLen):
-            bounds["max_length"] = item.max_length
+        name = _BOUNDS.get(type(item))
+        if name is not None:
+            bounds[name] = getattr(item, name)
         elif getattr(item, "pattern", None) is not None:
             bounds["pattern"] = _python_pattern(item.pattern)
         else:

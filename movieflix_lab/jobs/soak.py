@@ -211,7 +211,7 @@ class PacedTraffic:
                 t = now - self.started
                 owed += self.rate_at(t) * (now - last)
                 last = now
-                self.phase = self._phase(t)
+                self.phase = soak_phase(self.options, t)
                 while owed >= self.options.batch:
                     batch = [encode(next(events)) for _ in range(self.options.batch)]
                     owed -= self.options.batch
@@ -223,9 +223,6 @@ class PacedTraffic:
                 time.sleep(0.005)
             for future in pending:
                 future.result()
-
-    def _phase(self, t: float) -> str:
-        return soak_phase(self.options, t)
 
     def stop(self) -> None:
         self._stop.set()
