@@ -171,6 +171,20 @@ def main() -> None:
             rows.append({"metric": f"account-takeover ROC-AUC (River) {label}",
                          "value": report["roc_auc_account_takeover"], "unit": "",
                          "goal": ">= 0.9"})  # fmt: skip
+            model = report["model_quality"]
+            rows.append({"metric": f"overall precision {label} (every alert)",
+                         "value": report["precision"], "unit": "", "goal": ">= 0.95"})  # fmt: skip
+            rows.append({"metric": f"River precision / recall {label} (the scenarios only it "
+                         "can find)", "value": model["precision"], "unit": "precision",
+                         "anchor": "recall", "anchor_value": model["recall"],
+                         "goal": ">= 0.8 both"})  # fmt: skip
+            rows.append({"metric": f"River alerts on ordinary users {label}",
+                         "value": model["ordinary_rate_per_day"], "unit": "of users per day",
+                         "goal": "<= 0.002"})  # fmt: skip
+            for name, ranked in sorted(report["ranking"].items()):
+                rows.append({"metric": f"River score {label}, {name}: ROC-AUC",
+                             "value": ranked["roc_auc"], "unit": "", "anchor": "PR-AUC",
+                             "anchor_value": ranked["pr_auc"]})  # fmt: skip
             notes.append(
                 f"At {rate:,.0f} events/s: {report['events']:,} events "
                 f"({report['events_per_second']:,.0f}/s produced), {report['alerts']} alerts, "

@@ -108,8 +108,11 @@ class Settings(BaseSettings):
     fraud_failed_window_s: float = Field(600, gt=0)
     #: After an alert a detector stays quiet for that entity this long past the incident.
     fraud_cooldown_s: float = Field(1800, ge=0)
-    #: River scores above this running quantile raise ``river_anomaly`` alerts.
-    fraud_alert_quantile: float = Field(0.995, gt=0, lt=1)
+    #: A River score of a user's event (an IP's login attempt) reaching this bar raises a
+    #: ``river_anomaly`` (``river_ip_anomaly``) alert; by default the bars ``movieflix-lab
+    #: train fraud`` chose on its validation simulation (``ModelConfig``'s defaults).
+    fraud_alert_score: float | None = Field(None, gt=0, le=1)
+    fraud_ip_alert_score: float | None = Field(None, gt=0, le=1)
     #: Where the fraud app checkpoints its River model (``model.pkl`` + ``model.json``);
     #: by default ``<models_dir>/fraud``.
     fraud_model_dir: Path | None = None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, Progress, TimeElapsedColumn
@@ -111,6 +111,51 @@ def train_recs_command(
         recs_table(result.metrics, "held-out latest movies (model fitted before them)")
     else:
         console.print(result.metrics_note or "")
+
+
+@train_app.command("fraud")
+def train_fraud_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the validation simulation.")] = 11,
+    users: Annotated[int, typer.Option(min=100, help="Simulated users.")] = 3000,
+    minutes: Annotated[float, typer.Option(min=180, help="Simulated minutes.")] = 480.0,
+) -> None:
+    """Choose the River model's alert bars on a validation simulation (never a test run)."""
+    import json
+
+    from movieflix_lab.fraud.model import ModelConfig
+    from movieflix_lab.jobs.fraud import calibrate_bars, validation_config
+
+    s = settings()
+    out = s.reports_dir / "fraud" / "calibration.json"
+    with err_console.status("scoring a validation simulation in memory") if not as_json else \
+            _quiet():  # fmt: skip
+        result = calibrate_bars(validation_config(seed, users, minutes))
+    result.write(out)
+    if as_json:
+        print(json.dumps(result.as_dict(), default=str))
+        return
+    q = result.quality
+    shipped = ModelConfig()
+    console.print(
+        f"[green]•[/] bars chosen on seed {seed} ({result.validation['active_users']:,} users, "
+        f"{result.validation['simulated_days'] * 24:.0f} simulated hours): user "
+        f"[bold]{result.alert_score}[/], IP [bold]{result.ip_alert_score}[/] (the kit "
+        f"ships {shipped.alert_score} and {shipped.ip_alert_score})"
+    )
+    recall = ", ".join(f"{k} {v:.2f}" for k, v in q["recall_per_scenario"].items())
+    console.print(
+        f"  on the validation labels: {q['alerts']} model alerts, precision "
+        f"{q['precision']:.3f}, recall {q['recall']:.3f} ({recall}); ordinary users alerted "
+        f"{q['ordinary_users_alerted']} ({q['ordinary_rate_per_day']:.3%} per day) → {out}"
+    )
+    console.print("  use them with MOVIEFLIX_FRAUD_ALERT_SCORE / MOVIEFLIX_FRAUD_IP_ALERT_SCORE")
+
+
+def _quiet() -> Any:
+    import contextlib
+
+    return contextlib.nullcontext()
 
 
 @eval_app.command("recs")

@@ -63,10 +63,26 @@ def fraud_table(report: Any) -> None:
         table.add_row(f"detector {name}", fmt(row["precision"]), "", "", str(row["alerts"]), "")
     console.print(table)
     hard = score.hard_negative_false_alerts
+    per_1k = score.false_alerts_per_1k_users
     console.print(
         f"false alerts: {sum(hard.values())} on hard negatives {hard or ''}, "
         f"{score.background_false_alerts} on other traffic"
+        + (f" ({per_1k:.2f} per 1,000 users)" if per_1k is not None else "")
     )
+    model = getattr(report, "model_quality", {}) or {}
+    if model:
+        console.print(
+            f"River model: {model['alerts']} alerts, precision {fmt(model['precision'])}, recall "
+            f"{fmt(model['recall'])} on the scenarios only it can find; "
+            f"{model['ordinary_users_alerted']} ordinary users alerted "
+            f"({model['ordinary_rate_per_day']:.3%} of active users per day)"
+        )
+    run = getattr(report, "run", None)
+    for name, row in run.ranking.items() if run is not None else ():
+        console.print(
+            f"  River score, {name}: ROC-AUC {fmt(row['roc_auc'])}, PR-AUC {fmt(row['pr_auc'])}"
+            f" ({row['positives']} incidents, {row['negatives']:,} ordinary {row['entity']}-hours)"
+        )
     console.print(
         "latency (decisive event produced → alert read): "
         f"p50 {fmt(score.latency_p50_ms)} ms,"
@@ -141,6 +157,14 @@ def demo_table(result: Any) -> Table:
             f"precision {fmt(fraud.precision)}, recall {fmt(fraud.recall)}; "
             f"incidents caught: {found}",
         )
+        model = result.fraud_model
+        if model:
+            table.add_row(
+                "  River model (its scenarios)",
+                f"precision {fmt(model['precision'])}, recall {fmt(model['recall'])} "
+                f"({model['alerts']} alerts); ordinary users alerted "
+                f"{model['ordinary_users_alerted']} ({model['ordinary_rate_per_day']:.2%}/day)",
+            )
         table.add_row("  fraud app lag", f"{result.fraud_lag:,}")
         table.add_row("  alerts API", f"{result.gateway_url}/v1/fraud/alerts")
     recs = result.recs

@@ -2,7 +2,9 @@
 
 An alert's id is derived from the detector, the entity and the start of the incident as the
 detector saw it, so the same incident read twice (a replay after a crash, a second run
-over the same events) gives the same id: consumers deduplicate on ``alert_id``.
+over the same events) gives the same id: consumers deduplicate on ``alert_id``, keeping the
+highest ``revision`` (a rule revises an alert when a late event moves its decisive event
+earlier: :mod:`movieflix_lab.fraud.rules`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ DETECTORS: dict[str, Literal["user", "ip"]] = {
     "impossible_travel": "user",
     "failed_login_burst": "user",
     "river_anomaly": "user",
+    "river_ip_anomaly": "ip",
 }
 
 Severity = Literal["low", "medium", "high", "critical"]
@@ -71,6 +74,9 @@ class Alert:
     #: The event whose arrival raised the alert (the decisive one, or later evidence).
     trigger_event_id: str = ""
     alert_id: str = ""
+    #: 0 for a new alert; each later-arriving event that moved the decisive event earlier
+    #: sends the alert again, same ``alert_id``, one higher (keep the highest).
+    revision: int = 0
 
     def __post_init__(self) -> None:
         if not self.trigger_event_id:

@@ -18,6 +18,7 @@ from movieflix_lab.fraud.rules import (
     RuleConfig,
     event_time_ms,
     ip_rules_step,
+    normalise_ip,
     user_rules_step,
 )
 
@@ -35,7 +36,8 @@ def relevant_kind(event_type: str, position_s: float | None = None) -> bool:
 
 @dataclass
 class FraudDetector:
-    """Every detector: the rules (exact windows) and the River model (``river_anomaly``).
+    """Every detector: the rules (exact windows) and the River model (``river_anomaly`` on
+    users, ``river_ip_anomaly`` on IPs).
 
     >>> from movieflix_lab.simulate.traffic import SimulationConfig, Simulator
     >>> from movieflix_lab.events.codec import to_record
@@ -71,34 +73,54 @@ class FraudDetector:
         score = self.model.process(memory.setdefault("model", {}), event, ts)
         if self.model.anomalous and ts >= memory.get("river_until", -1):
             memory["river_until"] = ts + self.rules.ms("cooldown")
-            user = event["user_id"]
-            alerts.append(
-                Alert(
-                    detector="river_anomaly",
-                    entity_kind="user",
-                    entity_id=user,
-                    user_ids=[user],
-                    score=round(score, 4),
-                    severity="medium",
-                    window_start_ms=ts,
-                    window_end_ms=ts,
-                    evidence={
-                        "features": self.model.last_features,
-                        "event_type": event["event_type"],
-                        "bar": round(self.model.bar.get() or 0.0, 4),
-                        "event_ids": [event["event_id"]],
-                    },
-                    decisive_event_id=event["event_id"],
-                    event_time_ms=ts,
-                    detected_at_ms=now_ms,
-                )
-            )
+            alerts.append(self._model_alert("river_anomaly", "user", event["user_id"], event,
+                                            ts, score, now_ms))  # fmt: skip
         return alerts
+
+    def _model_alert(
+        self, detector: str, kind: Any, entity: str, event: dict[str, Any], ts: int,
+        score: float, now_ms: int,
+    ) -> Alert:  # fmt: skip
+        assert self.model is not None
+        evidence: dict[str, Any] = {
+            "features": self.model.last_features,
+            "event_type": event["event_type"],
+            "bar": self.model.config.ip_alert_score if kind == "ip" else
+            self.model.config.alert_score,
+            "event_ids": [event["event_id"]],
+        }  # fmt: skip
+        if kind == "ip":
+            evidence["ip"] = str(event.get("ip"))
+            evidence["ip_normalised"] = entity
+        return Alert(
+            detector=detector,
+            entity_kind=kind,
+            entity_id=entity,
+            user_ids=[event["user_id"]] if kind == "user" else [],
+            score=round(score, 4),
+            severity="medium",
+            window_start_ms=ts,
+            window_end_ms=ts,
+            evidence=evidence,
+            decisive_event_id=event["event_id"],
+            event_time_ms=ts,
+            detected_at_ms=now_ms,
+        )
 
     def ip_step(self, memory: Memory, event: dict[str, Any], ts: int, now_ms: int,
                 horizon_ms: int | None = None) -> list[Alert]:  # fmt: skip
-        """One IP's next login attempt: credential stuffing (``horizon_ms``: see the rule)."""
-        return ip_rules_step(memory, str(event["ip"]), event, ts, self.rules, now_ms, horizon_ms)
+        """One IP's next login attempt: credential stuffing (``horizon_ms``: see the rule) and
+        the model's IP score (``river_ip_anomaly``)."""
+        ip = normalise_ip(str(event["ip"]))
+        alerts = ip_rules_step(memory, ip, event, ts, self.rules, now_ms, horizon_ms)
+        if self.model is None:
+            return alerts
+        score = self.model.process_ip(memory.setdefault("model", {}), event, ts)
+        if self.model.anomalous and ts >= memory.get("river_until", -1):
+            memory["river_until"] = ts + self.rules.ms("cooldown")
+            alerts.append(self._model_alert("river_ip_anomaly", "ip", ip, event, ts, score,
+                                            now_ms))  # fmt: skip
+        return alerts
 
     def step(self, event: dict[str, Any]) -> list[Alert]:
         if not self.relevant(event):
@@ -107,7 +129,8 @@ class FraudDetector:
         now = int(self.clock() * 1000)
         alerts = self.user_step(self.users.setdefault(event["user_id"], {}), event, ts, now)
         if event["event_type"] == "login":
-            alerts += self.ip_step(self.ips.setdefault(str(event["ip"]), {}), event, ts, now)
+            ip = normalise_ip(str(event["ip"]))
+            alerts += self.ip_step(self.ips.setdefault(ip, {}), event, ts, now)
         return alerts
 
     def run(self, events: Iterable[dict[str, Any]]) -> list[Alert]:

@@ -1,9 +1,11 @@
 """Scoring fraud alerts against a simulation's labels (a library function for notebooks).
 
 An alert *matches* an incident when it is about the incident's entity (its IP or user, or
-one of the accounts it involved) and its decisive event falls between the incident's start
-(less 5 minutes) and 12 hours after its end (an account caught up in an incident stays suspect).
-Alerts are first deduplicated on ``alert_id``.
+one of the accounts it involved as a suspect: for credential stuffing only the accounts it
+got into, its targets are not suspects) and its decisive event falls between the incident's
+start (less 5 minutes) and 12 hours after its end (an account caught up in an incident stays
+suspect). Alerts are first deduplicated on ``alert_id``, keeping each one's highest
+``revision`` (its exact decisive event); its latency counts from its first arrival.
 
 - precision: alerts matching a fraud incident / all alerts (per detector too);
 - recall: fraud incidents with at least one matching alert / fraud incidents whose decisive
@@ -41,6 +43,10 @@ EXPECTED = {
     "binge_bot": ("binge_bot",),
     "credential_stuffing": ("credential_stuffing",),
     "account_takeover": ("new_login_activity", "impossible_travel", "river_anomaly"),
+    "quiet_takeover": ("river_anomaly",),
+    "account_sharing": ("river_anomaly",),
+    "slow_stuffing": ("river_ip_anomaly",),
+    "scraper": ("river_anomaly",),
 }
 
 
@@ -104,6 +110,8 @@ class FraudScore:
     per_detector: dict[str, dict[str, Any]] = field(default_factory=dict)
     hard_negative_false_alerts: dict[str, int] = field(default_factory=dict)
     background_false_alerts: int = 0
+    #: Alerts matching no fraud incident per 1,000 active users (``active_users`` given).
+    false_alerts_per_1k_users: float | None = None
     unmatched: list[dict[str, Any]] = field(default_factory=list)
     #: Each alert's pipeline latency, in the order the alerts were read.
     latencies: list[dict[str, Any]] = field(default_factory=list)
@@ -114,7 +122,10 @@ class FraudScore:
 
 def _matches(alert: Mapping[str, Any], incident: Mapping[str, Any]) -> bool:
     entity = alert["entity_id"]
-    if entity != incident["entity_id"] and entity not in incident["user_ids"]:
+    suspects = incident.get("suspect_ids")
+    if entity != incident["entity_id"] and entity not in (
+        incident["user_ids"] if suspects is None else suspects
+    ):
         return False
     start, end = _ms(incident["start"]), _ms(incident.get("end")) or _ms(incident["start"])
     assert start is not None and end is not None
@@ -127,17 +138,25 @@ def score_alerts(
     *,
     produced_ms: Mapping[str, float] | None = None,
     received_ms: Mapping[str, float] | None = None,
+    active_users: int | None = None,
 ) -> FraudScore:
     """Score ``alerts`` (records from ``fraud-signals``) against labelled ``incidents``.
 
-    ``produced_ms`` (decisive event id → wall ms when it was produced) and ``received_ms``
-    (alert id → wall ms when the alert was read back) give the latency.
+    ``produced_ms`` (event id → wall ms when it was produced) and ``received_ms`` (alert id →
+    wall ms when the alert was first read back) give the latency; ``active_users`` the false
+    alerts per 1,000 users.
     """
-    unique = list({a["alert_id"]: a for a in alerts}.values())
+    newest: dict[str, Mapping[str, Any]] = {}
+    for a in alerts:
+        kept = newest.get(a["alert_id"])
+        if kept is None or a.get("revision", 0) >= kept.get("revision", 0):
+            newest[a["alert_id"]] = a
+    unique = list(newest.values())
     labelled = [
-        {**i, "user_ids": list(i["user_ids"]) if i.get("user_ids") is not None else []}
+        {**i, "user_ids": list(i["user_ids"]) if i.get("user_ids") is not None else [],
+         "suspect_ids": list(i["suspect_ids"]) if i.get("suspect_ids") is not None else None}
         for i in incidents
-    ]
+    ]  # fmt: skip
     fraud = [i for i in labelled if i["is_fraud"]]
     negatives = [i for i in labelled if not i["is_fraud"]]
     by_detector: dict[str, list[bool]] = defaultdict(list)
@@ -180,6 +199,8 @@ def score_alerts(
     by_scenario: dict[str, list[float]] = defaultdict(list)
     pipeline: list[float] = []
     timeline: list[tuple[float, float, str]] = []
+    #: Per detector: the alert's own decisive event produced → the alert first read.
+    decisive_latency: dict[str, list[float]] = defaultdict(list)
     if produced_ms and received_ms:
         for alert in unique:
             produced = produced_ms.get(str(alert.get("trigger_event_id")))
@@ -187,6 +208,9 @@ def score_alerts(
             if produced is not None and read is not None:
                 pipeline.append(max(0.0, read - produced))
                 timeline.append((read, pipeline[-1], alert["detector"]))
+            decided = produced_ms.get(str(alert.get("decisive_event_id")))
+            if decided is not None and read is not None:
+                decisive_latency[alert["detector"]].append(max(0.0, read - decided))
         for incident in scorable:
             produced = produced_ms.get(str(incident["decisive_event_id"]))
             alerted = first_alert.get(incident["incident_id"])
@@ -214,11 +238,21 @@ def score_alerts(
         per_scenario=per_scenario,
         per_detector={
             d: _prf(sum(oks), len(oks), 0, 0)
-            | {"incidents": None, "detected": None, "recall": None, "f1": None}
+            | {
+                "incidents": None,
+                "detected": None,
+                "recall": None,
+                "f1": None,
+                "latency_p50_ms": percentile(decisive_latency.get(d, []), 50),
+                "latency_p99_ms": percentile(decisive_latency.get(d, []), 99),
+            }
             for d, oks in sorted(by_detector.items())
         },
         hard_negative_false_alerts=dict(hard),
         background_false_alerts=background,
+        false_alerts_per_1k_users=(
+            round(len(unmatched) / active_users * 1000, 3) if active_users else None
+        ),
         unmatched=[dict(a) for a in unmatched[:20]],
         latencies=[
             {"received_ms": seen, "latency_ms": round(ms, 1), "detector": d}

@@ -13,12 +13,26 @@ burst is caught wherever it falls, including across the edges of any tumbling gr
 One alert per entity per incident: after an alert, a rule stays quiet for that entity while
 the incident goes on and for ``cooldown`` after its last qualifying event. The alert id is
 derived from the incident's first event in the window, so a replay gives the same id.
+
+**The decisive event is exact in event time.** A count rule's alert is dated at the event that
+crossed its threshold in event time — the 100th start inside 5 minutes, the 50th distinct
+account inside the window, the 10th failure — found over the events kept, not the event whose
+arrival completed the count. When a later-arriving event moves the crossing earlier (events of
+one IP come from every partition of ``login-events``; a device may send late), the rule sends
+the alert again with the same ``alert_id``, ``revision`` one higher and the earlier decisive
+event: consumers keep the highest revision of each ``alert_id`` (the API and ``eval fraud``
+do), so the alert's date is the same whatever the arrival order.
+
+**IP addresses** are keyed in one normalised form, :func:`normalise_ip`: IPv6 compressed and in
+lower case, an IPv4-mapped IPv6 address (``::ffff:192.0.2.1``) as its IPv4 address, so one source
+cannot split its attempts over two spellings. Alerts carry both the normalised form and the
+spellings as the records had them.
 """
 
 from __future__ import annotations
 
 import bisect
-import math
+import ipaddress
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -26,56 +40,24 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from movieflix_lab.fraud.alerts import Alert
+from movieflix_lab.fraud.geo import Geography
 
 __all__ = [
-    "COUNTRY_CENTROIDS",
+    "GEOGRAPHY",
     "RuleConfig",
     "RuleEngine",
     "event_time_ms",
     "ip_rules_step",
+    "normalise_ip",
     "user_rules_step",
 ]
 
 Memory = dict[str, Any]
 Clock = Callable[[], float]
 
-#: Approximate centroids (lat, lon) for the impossible-travel check; other countries skip it.
-COUNTRY_CENTROIDS: dict[str, tuple[float, float]] = {
-    "US": (39.8, -98.6),
-    "CA": (56.1, -106.3),
-    "MX": (23.6, -102.6),
-    "BR": (-14.2, -51.9),
-    "AR": (-38.4, -63.6),
-    "GB": (54.0, -2.0),
-    "IE": (53.4, -8.2),
-    "FR": (46.2, 2.2),
-    "DE": (51.2, 10.5),
-    "NL": (52.1, 5.3),
-    "BE": (50.5, 4.5),
-    "ES": (40.5, -3.7),
-    "PT": (39.4, -8.2),
-    "IT": (41.9, 12.6),
-    "CH": (46.8, 8.2),
-    "AT": (47.5, 14.6),
-    "SE": (60.1, 18.6),
-    "NO": (60.5, 8.5),
-    "DK": (56.3, 9.5),
-    "FI": (61.9, 25.7),
-    "PL": (51.9, 19.1),
-    "UA": (48.4, 31.2),
-    "RU": (61.5, 105.3),
-    "TR": (39.0, 35.2),
-    "IN": (20.6, 79.0),
-    "CN": (35.9, 104.2),
-    "JP": (36.2, 138.3),
-    "KR": (35.9, 127.8),
-    "SG": (1.35, 103.8),
-    "ID": (-0.8, 113.9),
-    "AU": (-25.3, 133.8),
-    "ZA": (-30.6, 22.9),
-    "NG": (9.1, 8.7),
-    "EG": (26.8, 30.8),
-}
+#: The countries impossible travel measures between (every ISO 3166-1 country; codes it
+#: cannot place are counted in it and logged once).
+GEOGRAPHY = Geography()
 
 
 @dataclass(frozen=True)
@@ -94,7 +76,8 @@ class RuleConfig:
     novel_window: timedelta = timedelta(minutes=15)
     #: Faster than this between two successful logins' countries is impossible travel.
     travel_kmh: float = 1000.0
-    #: Countries closer than this (centroids) are never impossible travel.
+    #: Countries closer than this (their points: :mod:`movieflix_lab.fraud.geo`) are never
+    #: impossible travel.
     travel_min_km: float = 500.0
     cooldown: timedelta = timedelta(minutes=30)
 
@@ -117,21 +100,63 @@ def event_time_ms(event: dict[str, Any]) -> int:
     return int(datetime.fromisoformat(value).timestamp() * 1000)
 
 
-def _km(a: str, b: str) -> float | None:
-    if a not in COUNTRY_CENTROIDS or b not in COUNTRY_CENTROIDS:
-        return None
-    (lat1, lon1), (lat2, lon2) = COUNTRY_CENTROIDS[a], COUNTRY_CENTROIDS[b]
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * 6371 * math.asin(math.sqrt(h))
+def normalise_ip(text: str) -> str:
+    """The one spelling an IP address is keyed by (IPv6 compressed, IPv4-mapped as IPv4).
+
+    >>> normalise_ip("2001:DB8:0:0:0:0:0:1"), normalise_ip("::ffff:192.0.2.1"), normalise_ip("x")
+    ('2001:db8::1', '192.0.2.1', 'x')
+    """
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return text
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(address)
 
 
-def _slide(times: list[int], ts: int, window_ms: int) -> list[int]:
-    """Insert ``ts`` (in order) and keep only the times within ``window_ms`` of the newest."""
-    bisect.insort(times, ts)
-    cut = bisect.bisect_left(times, times[-1] - window_ms + 1)
+def _slide(times: list[Any], item: list[Any], window_ms: int) -> list[Any]:
+    """Insert ``item`` (``[ts, ...]``, in time order) and keep only the items within
+    ``window_ms`` of the newest."""
+    bisect.insort(times, item)
+    cut = bisect.bisect_left(times, [times[-1][0] - window_ms + 1])
     return times[cut:]
+
+
+def _crossing(items: list[list[Any]], count: int, window_ms: int) -> int | None:
+    """The index of the earliest item (in time order) that completes ``count`` items inside
+    ``window_ms``: the event that crossed the threshold in event time."""
+    for i in range(count - 1, len(items)):
+        if items[i][0] - items[i - count + 1][0] < window_ms:
+            return i
+    return None
+
+
+def _fire(
+    memory: Memory, key: str, decisive: tuple[int, str], window_ms: int
+) -> tuple[str, int] | None:
+    """Whether a crossing at ``decisive`` (time, event id) alerts: ``("new", 0)`` for a new
+    incident, ``(alert id, revision)`` when it moves the open alert's crossing earlier, None
+    when it is the open incident's (cooling) or no earlier than its crossing."""
+    ts = decisive[0]
+    opened = memory.get(f"{key}_open")
+    if opened and opened["ts"] - window_ms < ts < opened["ts"]:
+        opened["ts"], opened["event_id"] = ts, decisive[1]
+        opened["revision"] += 1
+        return opened["alert_id"], opened["revision"]
+    if _cooling(memory, f"{key}_until", ts):
+        return None
+    return "new", 0
+
+
+def _opened(memory: Memory, key: str, alert: Alert) -> Alert:
+    memory[f"{key}_open"] = {
+        "alert_id": alert.alert_id,
+        "ts": alert.event_time_ms,
+        "event_id": alert.decisive_event_id,
+        "revision": alert.revision,
+    }
+    return alert
 
 
 def _cooling(memory: Memory, key: str, ts: int) -> bool:
@@ -153,11 +178,14 @@ def _user_alert(
     evidence: dict[str, Any],
     now: int,
     decisive: tuple[str, int] | None = None,
+    fired: tuple[str, int] = ("new", 0),
 ) -> Alert:
     """An alert on ``event``'s user (``ts``: its event time). The decisive event is
-    ``event`` itself unless given as (event id, event time); then ``event`` triggered it."""
+    ``event`` itself unless given as (event id, event time); then ``event`` triggered it.
+    ``fired`` is :func:`_fire`'s answer: a new alert, or a revision of an open one."""
     user = event["user_id"]
     decisive_id, decisive_ms = decisive or (event["event_id"], ts)
+    alert_id, revision = fired
     return Alert(
         detector=detector,
         entity_kind="user",
@@ -170,8 +198,10 @@ def _user_alert(
         evidence=evidence,
         decisive_event_id=decisive_id,
         event_time_ms=decisive_ms,
-        trigger_event_id=event["event_id"] if decisive else "",
+        trigger_event_id=event["event_id"],
         detected_at_ms=now,
+        revision=revision,
+        alert_id="" if alert_id == "new" else alert_id,
     )
 
 
@@ -182,43 +212,68 @@ def _binge(
     if event["event_type"] != "play" or event.get("position_s", 0) > 0:
         return []
     window = cfg.ms("binge_window")
-    starts = _slide(memory.get("starts", []), ts, window)
-    ids = ([*memory.get("start_ids", []), event["event_id"]])[-len(starts) :]
-    memory["starts"], memory["start_ids"] = starts, ids
+    kept = [t if isinstance(t, list) else [t, ""] for t in memory.get("starts", [])]
+    starts = _slide(kept, [ts, event["event_id"]], window)
+    memory["starts"] = starts
+    memory.pop("start_ids", None)  # kept apart before decisive events were exact
     if len(starts) < cfg.binge_movies:
         return []
-    if _cooling(memory, "binge_until", ts):
-        memory["binge_until"] = ts + cfg.ms("cooldown")
+    i = _crossing(starts, cfg.binge_movies, window)
+    if i is None:
         return []
-    memory["binge_until"] = ts + cfg.ms("cooldown")
+    first = i - cfg.binge_movies + 1
+    decisive = (starts[i][1], starts[i][0])
+    fired = _fire(memory, "binge", (starts[i][0], starts[i][1]), window)
+    memory["binge_until"] = max(memory.get("binge_until", -1), ts + cfg.ms("cooldown"))
+    if fired is None:
+        return []
     ratio = len(starts) / cfg.binge_movies
+    ids = [eid for _, eid in starts]
     evidence = {"movies_started": len(starts), "window_s": window // 1000,
                 "event_ids": ids[:3] + ids[-2:]}  # fmt: skip
-    span = (starts[0], starts[0] + window)
-    return [
-        _user_alert("binge_bot", event, ts, score=ratio, severity=_severity(ratio), window=span,
-                    evidence=evidence, now=now)
-    ]  # fmt: skip
+    span = (starts[first][0], starts[first][0] + window)
+    alert = _user_alert("binge_bot", event, ts, score=ratio, severity=_severity(ratio),
+                        window=span, evidence=evidence, now=now, decisive=decisive,
+                        fired=fired)  # fmt: skip
+    return [_opened(memory, "binge", alert)]
+
+
+def _ips(event: dict[str, Any]) -> dict[str, Any]:
+    sent = str(event.get("ip"))
+    return {"ip": sent, "ip_normalised": normalise_ip(sent)}
 
 
 def _failed_login_burst(
     memory: Memory, event: dict[str, Any], ts: int, cfg: RuleConfig, now: int
 ) -> list[Alert]:
-    """``failed_logins`` failed logins of one user inside ``failed_window``."""
+    """``failed_logins`` failed logins of one user inside ``failed_window`` (the decisive
+    event: the failure that made them ``failed_logins`` in event time)."""
     window = cfg.ms("failed_window")
-    failed = _slide(memory.get("failed", []), ts, window)
+    failed = _slide(
+        [f if isinstance(f, list) else [f, ""] for f in memory.get("failed", [])],
+        [ts, event["event_id"], normalise_ip(str(event.get("ip")))],
+        window,
+    )
     memory["failed"] = failed
     if len(failed) < cfg.failed_logins:
         return []
-    cooling = _cooling(memory, "failed_until", ts)
-    memory["failed_until"] = ts + cfg.ms("cooldown")
-    if cooling:
+    i = _crossing(failed, cfg.failed_logins, window)
+    if i is None:
+        return []
+    first = i - cfg.failed_logins + 1
+    fired = _fire(memory, "failed", (failed[i][0], failed[i][1]), window)
+    memory["failed_until"] = max(memory.get("failed_until", -1), ts + cfg.ms("cooldown"))
+    if fired is None:
         return []
     ratio = len(failed) / cfg.failed_logins
-    return [_user_alert("failed_login_burst", event, ts, score=ratio, severity=_severity(ratio),
-                        window=(failed[0], failed[0] + window),
-                        evidence={"failed_logins": len(failed), "ip": event.get("ip")},
-                        now=now)]  # fmt: skip
+    sources = sorted({f[2] for f in failed if len(f) > 2})
+    alert = _user_alert("failed_login_burst", event, ts, score=ratio, severity=_severity(ratio),
+                        window=(failed[first][0], failed[first][0] + window),
+                        evidence={"failed_logins": len(failed), **_ips(event),
+                                  "source_ips": sources[:5]},
+                        now=now, decisive=(failed[i][1], failed[i][0]),
+                        fired=fired)  # fmt: skip
+    return [_opened(memory, "failed", alert)]
 
 
 def _impossible_travel(
@@ -228,7 +283,7 @@ def _impossible_travel(
     last, country = memory.get("last_login"), event["country"]
     if not last or last["country"] == country:
         return []
-    km = _km(last["country"], country)
+    km = GEOGRAPHY.km(last["country"], country)
     hours = max(ts - last["ts"], 1) / 3_600_000
     if km is None or km < cfg.travel_min_km or km / hours <= cfg.travel_kmh:
         return []
@@ -237,7 +292,7 @@ def _impossible_travel(
     if cooling:
         return []
     evidence = {"from": last["country"], "to": country, "km": round(km),
-                "minutes": round((ts - last["ts"]) / 60_000, 1),
+                "minutes": round((ts - last["ts"]) / 60_000, 1), **_ips(event),
                 "event_ids": [last["event_id"], event["event_id"]]}  # fmt: skip
     score = round(km / hours / cfg.travel_kmh, 3)
     return [
@@ -289,15 +344,18 @@ def _logins(
 ) -> list[Alert]:
     """The login detectors, one step each: a failed login feeds the failed-login burst; a
     successful one impossible travel, then the user's login memory; activity feeds the
-    watch a new country and device opened."""
+    watch a new country and device opened.
+
+    A failed login says nothing about the account holder (anyone can try a password), so
+    its device does not become one of the user's devices."""
     devices: list[str] = memory.setdefault("devices", [])
     novel: Memory | None = memory.get("novel")
     if novel and ts - novel["ts"] > cfg.ms("novel_window"):
         memory["novel"] = None
     alerts: list[Alert] = []
     if event["event_type"] == "login" and not event["success"]:
-        alerts = _failed_login_burst(memory, event, ts, cfg, now)
-    elif event["event_type"] == "login":
+        return _failed_login_burst(memory, event, ts, cfg, now)
+    if event["event_type"] == "login":
         alerts = _impossible_travel(memory, event, ts, cfg, now)
         _remember_login(memory, event, ts, devices)
     else:
@@ -318,20 +376,29 @@ def user_rules_step(
     return _binge(binge, event, ts, config, now_ms) + _logins(logins, event, ts, config, now_ms)
 
 
-def _densest_window(
-    accounts: dict[str, list[Any]], ts: int, window: int
-) -> tuple[int, list[tuple[str, int, str]]]:
-    """The earliest window [s, s + window) holding ``ts`` with the most distinct accounts."""
-    ordered = sorted((seen, user, eid) for user, (seen, eid) in accounts.items())
-    times = [seen for seen, _, _ in ordered]
-    best: tuple[int, int] = (0, ts)  # (count, start)
-    for i in range(bisect.bisect_right(times, ts - window), bisect.bisect_right(times, ts)):
-        count = bisect.bisect_left(times, times[i] + window) - i
-        if count > best[0]:
-            best = (count, times[i])
-    start = best[1]
-    inside = [(u, seen, eid) for seen, u, eid in ordered if start <= seen < start + window]
-    return start, inside
+#: Attempts kept per account and IP (the stuffing rule needs the earliest in a window; an
+#: account retried more often than this keeps its latest).
+ATTEMPTS_PER_ACCOUNT = 4
+
+
+def _stuffing_crossing(
+    attempts: list[list[Any]], count: int, window: int
+) -> tuple[int, int] | None:
+    """(first, last): the earliest window of attempts, in event time, whose last attempt
+    completes ``count`` distinct accounts inside ``window``."""
+    inside: dict[str, int] = {}
+    left = 0
+    for right, (ts, user, _eid, _ok) in enumerate(attempts):
+        inside[user] = inside.get(user, 0) + 1
+        while attempts[left][0] <= ts - window:
+            gone = attempts[left][1]
+            inside[gone] -= 1
+            if not inside[gone]:
+                del inside[gone]
+            left += 1
+        if len(inside) >= count:
+            return left, right
+    return None
 
 
 def ip_rules_step(
@@ -345,59 +412,87 @@ def ip_rules_step(
 ) -> list[Alert]:
     """Credential stuffing: one IP's next login attempt (successful or not).
 
-    The exact number of distinct accounts tried from ``ip`` in the densest window of
-    ``stuffing_window`` that holds this attempt. An IP's attempts come from every partition
-    of ``login-events`` through a repartition topic, so they may arrive out of event-time
-    order: each account's latest attempt is kept for two windows behind ``horizon_ms`` (the
-    event-time watermark over the source partitions, in a stream app; by default the newest
-    attempt seen, which is the same for events in time order), and windows are placed
-    around each attempt's own time, not the arrival order. Evicting behind the newest
-    attempt *read* instead would drop accounts a slower partition still has attempts for.
-    (So the alert is the same whatever the arrival order; its ``window_start`` — and with
-    it the alert id — can differ by the order in which the app happened to read the partitions.)
+    ``stuffing_accounts`` distinct accounts tried from ``ip`` (normalised,
+    :func:`normalise_ip`) inside ``stuffing_window``; the decisive event is the attempt that
+    made them so many in event time. An IP's attempts come from every partition of
+    ``login-events`` through a repartition topic, so they may arrive out of event-time order:
+    attempts are kept for two windows behind ``horizon_ms`` (the event-time watermark over
+    the source partitions, in a stream app; by default the newest attempt seen, which is the
+    same for events in time order), and a later arrival that moves the crossing earlier
+    sends the alert again as a revision (see the module's docstring).
+
+    The accounts tried are evidence: those that only failed are the attack's *targets*
+    (counted, the first few named), those it logged into are its ``user_ids`` (compromised).
     """
     if event["event_type"] != "login":
         return []
     window = config.ms("stuffing_window")
-    accounts: dict[str, list[Any]] = memory.setdefault("accounts", {})
-    previous = accounts.get(event["user_id"])
-    if previous is None or previous[0] <= ts:
-        accounts[event["user_id"]] = [ts, event["event_id"]]
+    memory.pop("accounts", None)  # the shape before decisive events were exact
+    attempts: list[list[Any]] = memory.setdefault("attempts", [])
+    user = event["user_id"]
+    bisect.insort(attempts, [ts, user, event["event_id"], bool(event.get("success"))])
+    mine = [a for a in attempts if a[1] == user]
+    if len(mine) > ATTEMPTS_PER_ACCOUNT:
+        attempts.remove(mine[0])
+    spellings: list[str] = memory.setdefault("spellings", [])
+    sent = str(event.get("ip"))
+    if sent not in spellings and len(spellings) < 5:
+        spellings.append(sent)
     newest = max(memory.get("newest", ts), ts)
     memory["newest"] = newest
     horizon = newest if horizon_ms is None else horizon_ms
-    for user in [u for u, (seen, _) in accounts.items() if seen <= horizon - 2 * window]:
-        del accounts[user]
-    if len(accounts) < config.stuffing_accounts:
+    cut = bisect.bisect_right(attempts, [horizon - 2 * window, "\uffff"])
+    if cut:
+        del attempts[:cut]
+    if len({a[1] for a in attempts}) < config.stuffing_accounts:
         return []
-    start, inside = _densest_window(accounts, ts, window)
-    if len(inside) < config.stuffing_accounts:
+    found = _stuffing_crossing(attempts, config.stuffing_accounts, window)
+    if found is None:
         return []
-    cooling = start < memory.get("until", -1)
-    memory["until"] = max(memory.get("until", -1), inside[-1][1] + config.ms("cooldown"))
-    if cooling:
+    first, last = found
+    start, decisive = attempts[first][0], attempts[last]
+    later = [a for a in attempts[last + 1 :] if a[0] < start + window]
+    fired = _fire(memory, "stuffing", (decisive[0], decisive[2]), window)
+    memory["stuffing_until"] = max(memory.get("stuffing_until", -1),
+                                   attempts[-1][0] + config.ms("cooldown"))  # fmt: skip
+    memory.pop("until", None)
+    if fired is None:
         return []
-    ratio = len(inside) / config.stuffing_accounts
-    return [
-        Alert(
-            detector="credential_stuffing",
-            entity_kind="ip",
-            entity_id=ip,
-            user_ids=[user for user, _, _ in inside],
-            score=ratio,
-            severity=_severity(ratio),
-            window_start_ms=start,
-            window_end_ms=start + window,
-            evidence={
-                "distinct_accounts": len(inside),
-                "window_s": window // 1000,
-                "event_ids": [eid for _, _, eid in inside[:5]],
-            },
-            decisive_event_id=event["event_id"],
-            event_time_ms=ts,
-            detected_at_ms=now_ms,
-        )
-    ]
+    tried: dict[str, bool] = {}
+    for _, account, _, ok in attempts[first : last + 1] + later:
+        tried[account] = tried.get(account, False) or ok
+    targets = [account for account, ok in tried.items() if not ok]
+    compromised = [account for account, ok in tried.items() if ok]
+    ratio = len(tried) / config.stuffing_accounts
+    alert_id, revision = fired
+    alert = Alert(
+        detector="credential_stuffing",
+        entity_kind="ip",
+        entity_id=ip,
+        user_ids=compromised,
+        score=ratio,
+        severity=_severity(ratio),
+        window_start_ms=start,
+        window_end_ms=start + window,
+        evidence={
+            "distinct_accounts": len(tried),
+            "window_s": window // 1000,
+            "ip": sent,
+            "ip_normalised": ip,
+            "ip_spellings": list(spellings),
+            "targets": len(targets),
+            "target_ids": targets[:5],
+            "compromised": len(compromised),
+            "event_ids": [a[2] for a in attempts[first : first + 3]] + [decisive[2]],
+        },
+        decisive_event_id=decisive[2],
+        event_time_ms=decisive[0],
+        trigger_event_id=event["event_id"],
+        detected_at_ms=now_ms,
+        revision=revision,
+        alert_id="" if alert_id == "new" else alert_id,
+    )
+    return [_opened(memory, "stuffing", alert)]
 
 
 @dataclass
@@ -426,7 +521,7 @@ class RuleEngine:
             self.users.setdefault(event["user_id"], {}), event, ts, self.config, now
         )
         if event["event_type"] == "login":
-            ip = str(event["ip"])
+            ip = normalise_ip(str(event["ip"]))
             alerts += ip_rules_step(self.ips.setdefault(ip, {}), ip, event, ts, self.config, now)
         return alerts
 

@@ -13,11 +13,12 @@ running.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import httpx
@@ -29,6 +30,7 @@ from movieflix_lab.jobs.processes import gateway_process, stream_process
 from movieflix_lab.jobs.recs import TrainedModel
 from movieflix_lab.lab.reconcile import Reconciliation
 from movieflix_lab.simulate.runner import ProgressCallback
+from movieflix_lab.simulate.traffic import FRAUD_SCENARIOS, HARD_NEGATIVES
 
 __all__ = ["DemoOptions", "DemoResult", "ReportOutcome", "ServedRecs", "run_demo"]
 
@@ -42,6 +44,13 @@ class DemoOptions:
     minutes: float = 120.0
     #: Sessions per user per day, scaled: compressed, busy traffic for a short demo.
     activity: float = 20.0
+    #: Incidents per simulated hour: enough of each scenario for its precision and recall
+    #: to mean something in two hours.
+    incident_rates: Mapping[str, float] = field(
+        default_factory=lambda: MappingProxyType(
+            {**dict.fromkeys(FRAUD_SCENARIOS, 3.0), **dict.fromkeys(HARD_NEGATIVES, 3.0)}
+        )
+    )
     exit_after: bool = False
 
 
@@ -78,6 +87,9 @@ class DemoResult:
     postgres_rows: dict[str, int] = field(default_factory=dict)
     #: The fraud app's alerts on this run's traffic, scored against its labels.
     fraud: FraudScore | None = None
+    #: The River model's alerts on the run: precision, recall on its scenarios, ordinary
+    #: users alerted (:func:`movieflix_lab.fraud.calibrate.model_quality`).
+    fraud_model: dict[str, Any] = field(default_factory=dict)
     fraud_lag: int = 0
     #: The recommendation model trained on this run's watch-history, and a served example.
     recs: ServedRecs | None = None
@@ -162,14 +174,15 @@ def _reconcile(settings: Settings, result: DemoResult, *, wait_s: float = 30.0) 
     result.reconciliation = check
 
 
-def _score_fraud(settings: Settings, labels: Path, config: Any) -> FraudScore:
-    """The fraud app's alerts on this run's traffic, against the run's labels."""
+def _score_fraud(settings: Settings, labels: Path, config: Any) -> Any:
+    """The fraud app's alerts on this run's traffic, against the run's labels (a
+    :class:`~movieflix_lab.jobs.fraud.FraudEvaluation`)."""
     from movieflix_lab.jobs.fraud import evaluate_from_topic
 
     time.sleep(1.0)  # the last alerts in flight
     start = int(config.start.timestamp() * 1000)
     end = start + int(config.minutes * 60_000) + 3_600_000
-    return evaluate_from_topic(settings, labels, span_ms=(start, end)).score
+    return evaluate_from_topic(settings, labels, span_ms=(start, end))
 
 
 def _train_recs(settings: Settings, labels: Path, url: str, say: Say) -> ServedRecs:
@@ -256,6 +269,7 @@ def run_demo(
                 users=options.users,
                 minutes=options.minutes,
                 activity=options.activity,
+                incident_rates=options.incident_rates,
             )
             labels = settings.raw_dir / "simulations" / f"demo-seed{options.seed}"
             simulated = run_simulation(
@@ -274,7 +288,8 @@ def run_demo(
             result = DemoResult(url, simulated.events, simulated.incidents, labels, counts)
             result.analytics_lag = lag
             result.fraud_lag = wait_for_catch_up(settings, "fraud")
-            result.fraud = _score_fraud(settings, labels, config)
+            evaluation = _score_fraud(settings, labels, config)
+            result.fraud, result.fraud_model = evaluation.score, evaluation.model_quality
             result.recs_lag = wait_for_catch_up(settings, "recs")
             result.recs = _train_recs(settings, labels, url, say)
             result.reports = _run_reports(settings, labels, config, say)

@@ -11,9 +11,11 @@ from movieflix_lab.lab.charts import (
     lag_over_time,
     metric_comparison,
     offline,
+    pr_curves,
     window_series,
 )
 from movieflix_lab.lab.data import (
+    fraud_ranking,
     fraud_replay,
     load_fraud_model,
     load_recs,
@@ -26,6 +28,7 @@ from movieflix_lab.lab.topics import read_topic
 
 __all__ = [
     "alert_timeline",
+    "fraud_ranking",
     "fraud_replay",
     "genre_bars",
     "key_numbers",
@@ -35,6 +38,7 @@ __all__ = [
     "load_results",
     "metric_comparison",
     "offline",
+    "pr_curves",
     "read_topic",
     "recorded",
     "simulate_events",

@@ -17,6 +17,7 @@ __all__ = [
     "lag_over_time",
     "metric_comparison",
     "offline",
+    "pr_curves",
     "window_series",
 ]
 
@@ -101,3 +102,23 @@ def metric_comparison(
         )
         .properties(width=90, height=160, title=title)
     )
+
+
+def pr_curves(
+    frame: Any, *, recall: str = "recall", precision: str = "precision",
+    curve: str = "scenario", title: str = "",
+) -> alt.Chart:  # fmt: skip
+    """Precision against recall, one line per ``curve`` (e.g. a fraud scenario)."""
+    return (
+        alt.Chart(_data(frame))
+        .mark_line(point=True, interpolate="step-after")
+        .encode(
+            x=alt.X(f"{recall}:Q", title="recall (share of incidents found)",
+                    scale=alt.Scale(domain=[0, 1])),
+            y=alt.Y(f"{precision}:Q", title="precision (share of alerts that are fraud)",
+                    scale=alt.Scale(domain=[0, 1])),
+            color=alt.Color(f"{curve}:N", title=curve),
+            tooltip=[curve, recall, precision],
+        )
+        .properties(width=520, height=320, title=title)
+    )  # fmt: skip

@@ -89,6 +89,35 @@ def _config(
     return SimulationConfig(**changes)
 
 
+def fraud_ranking(
+    seed: int = 7,
+    users: int = 800,
+    minutes: float = 180.0,
+    *,
+    activity: float = 4.0,
+    incident_rates: dict[str, float] | None = None,
+    start: datetime | None = None,
+    labels: Path | str | None = None,
+) -> dict[str, dict[str, Any]]:
+    """How the River score ranks each fraud scenario of a seeded simulation (replayed in
+    memory through the same model; :func:`movieflix_lab.fraud.calibrate.ranking`): ROC-AUC,
+    PR-AUC and the precision-recall curve. With ``labels`` (a simulation folder) the
+    simulation is the one its ``manifest.json`` describes."""
+    from movieflix_lab.events.codec import to_record
+    from movieflix_lab.fraud.calibrate import ranking, score_log
+    from movieflix_lab.simulate import Simulator
+    from movieflix_lab.simulate.labels import simulation_config
+
+    config = (
+        simulation_config(Path(labels)) if labels
+        else _config(seed, users, minutes, activity, incident_rates, start)
+    )  # fmt: skip
+    simulator = Simulator(config)
+    log = score_log(to_record(e) for e in simulator.events())
+    record("simulation", config=config.as_dict(), events=len(log.rows))
+    return ranking(log, [i.as_row() for i in simulator.incidents])
+
+
 def simulate_events(
     seed: int = 42,
     users: int = 1000,

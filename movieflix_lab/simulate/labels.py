@@ -10,7 +10,7 @@ import polars as pl
 from movieflix_lab.config import Settings
 from movieflix_lab.exceptions import MovieflixError
 
-__all__ = ["latest_labels", "read_labels"]
+__all__ = ["latest_labels", "read_labels", "simulation_config"]
 
 
 def latest_labels(settings: Settings) -> Path:
@@ -29,3 +29,20 @@ def read_labels(folder: Path) -> list[dict[str, Any]]:
     if not (folder / "labels.parquet").exists():
         raise MovieflixError(f"no labels.parquet in {folder}")
     return pl.read_parquet(folder / "labels.parquet").to_dicts()
+
+
+def simulation_config(folder: Path) -> Any:
+    """The :class:`~movieflix_lab.simulate.traffic.SimulationConfig` a simulation folder's
+    ``manifest.json`` records (to replay the same events)."""
+    import json
+    from datetime import datetime, timedelta
+
+    from movieflix_lab.simulate.traffic import SimulationConfig
+
+    manifest = folder / "manifest.json"
+    if not manifest.exists():
+        raise MovieflixError(f"no manifest.json in {folder}")
+    config = dict(json.loads(manifest.read_text())["config"])
+    config["start"] = datetime.fromisoformat(config["start"])
+    config["late_by"] = timedelta(seconds=config.pop("late_by_s"))
+    return SimulationConfig(**config)

@@ -142,7 +142,8 @@ def write_ground_truth(simulator: Simulator, folder: Path, result: SimulationRes
         "incident_id": pl.String, "scenario": pl.String, "is_fraud": pl.Boolean,
         "entity_kind": pl.String, "entity_id": pl.String,
         "start": pl.Datetime("us", "UTC"), "end": pl.Datetime("us", "UTC"),
-        "user_ids": pl.List(pl.String), "decisive_event_id": pl.String,
+        "user_ids": pl.List(pl.String), "suspect_ids": pl.List(pl.String),
+        "decisive_event_id": pl.String,
         "decisive_time": pl.Datetime("us", "UTC"), "event_count": pl.Int64,
     }  # fmt: skip
     labels = pl.DataFrame([i.as_row() for i in simulator.incidents], schema=label_schema)

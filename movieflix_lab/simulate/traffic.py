@@ -14,12 +14,30 @@ Injected incidents (labelled in :attr:`Simulator.incidents`, never in the events
 ``credential_stuffing`` (fraud)
     one IP trying 55-90 distinct accounts within 2-8 minutes, mostly failing.
 ``account_takeover`` (fraud)
-    a login from a country, device and IP new to the user, followed within minutes by a
-    burst of searches and plays in genres the user never watches.
+    a login from a country, device and IP new to a user with a history (viewings and a
+    login), followed within minutes by a burst of searches and plays in genres the user
+    never watches.
+``quiet_takeover`` (fraud, for the model)
+    a login from the victim's *own* country on a device new to them, then 6-10 viewings at a
+    human pace in genres the victim never watches: no rule can see it (no new country, no
+    burst).
+``account_sharing`` (fraud, for the model)
+    a resold account: 3-4 new devices, each after a successful login from the victim's own
+    country, watching at a human pace at the same time for one to two hours.
+``slow_stuffing`` (fraud, for the model)
+    one IP trying 60-120 distinct accounts spread over 3-6 hours (never 50 in 10 minutes),
+    mostly failing.
+``scraper`` (fraud, for the model)
+    an account that searches 150-300 times in 2-3 hours and plays almost nothing.
 ``human_binger`` (hard negative)
     a real user watching 12-16 episodes of a series in about an hour.
 ``shared_ip`` (hard negative)
     an office or household IP where 10-30 colleagues log in within 10-20 minutes.
+``new_device`` (hard negative)
+    a user's new TV: a login from their home, then viewings to their own taste.
+
+Each incident names its ``suspect_ids``: the accounts an alert on a user may rightly name (for
+credential stuffing only the accounts it got into; the others were its targets, not suspects).
 """
 
 from __future__ import annotations
@@ -45,11 +63,22 @@ from movieflix_lab.events.models import (
     StopEvent,
     WatchRecord,
 )
-from movieflix_lab.simulate.world import COUNTRIES, GENRES, Movie, User, World, build_world
+from movieflix_lab.simulate.world import (
+    COUNTRIES,
+    DEVICE_KINDS,
+    GENRES,
+    Movie,
+    User,
+    World,
+    build_world,
+)
 
 __all__ = [
     "DEFAULT_INCIDENT_RATES",
     "FRAUD_SCENARIOS",
+    "IP_SCENARIOS",
+    "MODEL_SCENARIOS",
+    "RULE_SCENARIOS",
     "Incident",
     "SimulationConfig",
     "Simulator",
@@ -60,8 +89,17 @@ MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
 DAY_MS = 24 * HOUR_MS
 
-FRAUD_SCENARIOS = ("binge_bot", "credential_stuffing", "account_takeover")
-HARD_NEGATIVES = ("human_binger", "shared_ip")
+#: The scenarios the rules are meant for, and those only the model can find (by design).
+RULE_SCENARIOS = ("binge_bot", "credential_stuffing", "account_takeover")
+MODEL_SCENARIOS = ("quiet_takeover", "account_sharing", "slow_stuffing", "scraper")
+FRAUD_SCENARIOS = RULE_SCENARIOS + MODEL_SCENARIOS
+HARD_NEGATIVES = ("human_binger", "shared_ip", "new_device")
+#: The scenarios about a user's own habits, which start only after ``HISTORY_MS`` of the run
+#: (so their victim has a history to depart from).
+HISTORY_SCENARIOS = ("account_takeover", "quiet_takeover", "new_device")
+HISTORY_MS = 60 * 60_000
+#: The scenarios whose entity is an IP address (the others': a user).
+IP_SCENARIOS = ("credential_stuffing", "slow_stuffing", "shared_ip")
 
 #: Event types a device may send late (windowed by the analytics app; fraud labels stay exact).
 LATE_TYPES = frozenset({"watch", "search"})
@@ -71,8 +109,13 @@ DEFAULT_INCIDENT_RATES: Mapping[str, float] = MappingProxyType(
         "binge_bot": 1.0,
         "credential_stuffing": 1.0,
         "account_takeover": 1.0,
+        "quiet_takeover": 0.5,
+        "account_sharing": 0.5,
+        "slow_stuffing": 0.5,
+        "scraper": 0.5,
         "human_binger": 2.0,
         "shared_ip": 2.0,
+        "new_device": 1.0,
     }
 )
 
@@ -168,6 +211,8 @@ class Incident:
     start: datetime
     end: datetime | None = None
     user_ids: list[str] = field(default_factory=list)
+    #: The accounts an alert on a user may rightly name (None: every one of ``user_ids``).
+    suspect_ids: list[str] | None = None
     #: The event from which a detector has the evidence the scenario defines
     #: (the 100th movie, the 50th account, the takeover login).
     decisive_event_id: str | None = None
@@ -246,6 +291,10 @@ class Simulator:
             self.start_ms + int(config.minutes * MINUTE_MS) if config.minutes is not None else None
         )
         self._episodes = [m for m in self.world.movies if m.episode]
+        #: Viewings and successful logins per user so far in the run (a takeover picks a
+        #: victim with a history to depart from).
+        self._viewings: dict[str, int] = {}
+        self._logins: dict[str, int] = {}
 
     def _rng(self, name: str) -> random.Random:
         return random.Random(f"{self.config.seed}/{name}")
@@ -257,6 +306,8 @@ class Simulator:
         ``minutes`` or ``events``."""
         self.incidents = []
         self.late_event_ids = set()
+        self._viewings, self._logins = {}, {}
+        viewings, logins = self._viewings, self._logins
         heap: list[tuple[int, int, Any, Iterator[Any], Incident | None]] = []
         counter = itertools.count()
         late_rng = self._rng("late")
@@ -291,6 +342,10 @@ class Simulator:
                 continue
             if owner is not None:
                 owner.observe(item)
+            elif item.event_type == "watch":
+                viewings[item.user_id] = viewings.get(item.user_id, 0) + 1
+            elif item.event_type == "login" and getattr(item, "success", False):
+                logins[item.user_id] = logins.get(item.user_id, 0) + 1
             if (
                 self.config.late_share
                 and owner is None
@@ -467,16 +522,20 @@ class Simulator:
         number = itertools.count(1)
         while upcoming:
             at, scenario = heapq.heappop(upcoming)
+            rate = self.config.incident_rates[scenario]
+            if scenario in HISTORY_SCENARIOS and at < self.start_ms + HISTORY_MS:
+                # Its victim needs a history: no such incident in the run's first hours.
+                heapq.heappush(upcoming, (at + 1 + int(rng.expovariate(rate / HOUR_MS)), scenario))
+                continue
             incident = Incident(
                 incident_id=f"{scenario}-{next(number):05d}",
                 scenario=scenario,
                 is_fraud=scenario in FRAUD_SCENARIOS,
-                entity_kind="ip" if scenario in ("credential_stuffing", "shared_ip") else "user",
+                entity_kind="ip" if scenario in IP_SCENARIOS else "user",
                 entity_id="",
                 start=_ts(at),
             )
             yield _Spawn(at, incident, getattr(self, f"_{scenario}")(incident, at))
-            rate = self.config.incident_rates[scenario]
             heapq.heappush(upcoming, (at + 1 + int(rng.expovariate(rate / HOUR_MS)), scenario))
 
     @staticmethod
@@ -535,12 +594,14 @@ class Simulator:
         targets = [u.user_id for u in known]
         targets += [f"x{rng.getrandbits(40):010x}" for _ in range(accounts - len(targets))]
         rng.shuffle(targets)
-        incident.user_ids = targets
+        incident.user_ids, incident.suspect_ids = targets, []
         span = rng.uniform(120_000, 480_000)
         for i, user_id in enumerate(targets):
             exists = not user_id.startswith("x")
             success = exists and rng.random() < 0.08
             reason = "bad_password" if exists else "unknown_user"
+            if success:
+                incident.suspect_ids.append(user_id)
             login = self._login(
                 ids, user_id, t + int(i * span / accounts), ip, device, "NL", success, reason
             )
@@ -549,7 +610,7 @@ class Simulator:
     def _account_takeover(self, incident: Incident, t: int) -> Generator[EventBase, None, None]:
         rng = self._rng(incident.incident_id)
         ids = _Ids(rng)
-        victim = rng.choice(self.world.users)
+        victim = self._victim(rng, 3)
         country = rng.choice([c for c, _, _ in COUNTRIES if c != victim.country])
         octet = next(o for c, _, o in COUNTRIES if c == country)
         ip = f"{octet}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
@@ -571,6 +632,153 @@ class Simulator:
                 interruptions=False,
             )  # fmt: skip
             t += rng.randint(2_000, 20_000)
+
+    def _victim(self, rng: random.Random, viewings: int) -> User:
+        """A user with a history: at least ``viewings`` viewings and a successful login so
+        far (else the one with the most viewings)."""
+        seasoned = [u for u in self.world.users if self._viewings.get(u.user_id, 0) >= viewings
+                    and self._logins.get(u.user_id)]  # fmt: skip
+        if seasoned:
+            return rng.choice(seasoned)
+        return max(self.world.users, key=lambda u: (self._viewings.get(u.user_id, 0), u.user_id))
+
+    def _ip_in(self, rng: random.Random, country: str) -> str:
+        octet = next((o for c, _, o in COUNTRIES if c == country), 203)
+        return f"{octet}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+
+    def _quiet_takeover(self, incident: Incident, t: int) -> Generator[EventBase, None, None]:
+        rng = self._rng(incident.incident_id)
+        ids = _Ids(rng)
+        victim = self._victim(rng, 8)
+        device = f"tv-{rng.getrandbits(32):08x}"
+        incident.entity_id, incident.user_ids = victim.user_id, [victim.user_id]
+        ip = self._ip_in(rng, victim.country)
+        login = self._login(ids, victim.user_id, t, ip, device, victim.country, True)
+        yield self._decisive(incident, login, True)
+        t += rng.randint(20_000, 120_000)
+        disliked = sorted(range(len(GENRES)), key=lambda g: victim.taste[g])[:3]
+        session = ids.session()
+        for _ in range(rng.randint(6, 10)):
+            movie = self.world.pick_movie(rng, GENRES[rng.choice(disliked)])
+            completion = min(1.0, rng.uniform(240, 900) / movie.duration_s)
+            t = yield from self._viewing(
+                victim.user_id, movie, t, completion, session, device, rng, ids,
+                interruptions=False,
+            )  # fmt: skip
+            t += rng.randint(20_000, 120_000)
+
+    def _account_sharing(self, incident: Incident, t: int) -> Generator[EventBase, None, None]:
+        rng = self._rng(incident.incident_id)
+        ids = _Ids(rng)
+        victim = rng.choice(self.world.users)
+        incident.entity_id, incident.user_ids = victim.user_id, [victim.user_id]
+        buyers = [f"{rng.choice(DEVICE_KINDS)}-rs-{rng.getrandbits(32):08x}"
+                  for _ in range(rng.randint(3, 4))]  # fmt: skip
+        # Each buyer's device: a login, then movies back to back, all devices at once.
+        actors = []
+        for n, device in enumerate(buyers):
+            start = t + n * rng.randint(30_000, 180_000)
+            actors.append(self._buyer(incident, victim, device, start, rng, ids, n == 1))
+        heap: list[tuple[int, int, EventBase, Iterator[EventBase]]] = []
+        order = itertools.count()
+        for actor in actors:
+            first = next(actor, None)
+            if first is not None:
+                heap.append((first.timestamp_ms, next(order), first, actor))
+        heapq.heapify(heap)
+        while heap:
+            _, _, event, actor = heapq.heappop(heap)
+            yield event
+            following = next(actor, None)
+            if following is not None:
+                heapq.heappush(heap, (following.timestamp_ms, next(order), following, actor))
+
+    def _buyer(
+        self, incident: Incident, victim: User, device: str, t: int, rng: random.Random,
+        ids: _Ids, decisive: bool,
+    ) -> Iterator[EventBase]:  # fmt: skip
+        ip = self._ip_in(rng, victim.country)
+        yield self._login(ids, victim.user_id, t, ip, device, victim.country, True)
+        t += rng.randint(5_000, 60_000)
+        until = t + rng.randint(60, 120) * MINUTE_MS
+        session = ids.session()
+        first = True
+        while t < until:
+            movie = self.world.pick_movie(rng, rng.choice(GENRES))
+            completion = min(1.0, rng.uniform(600, 1800) / movie.duration_s)
+            viewing = self._viewing(victim.user_id, movie, t, completion, session, device, rng,
+                                    ids, interruptions=False)  # fmt: skip
+            for event in viewing:
+                if first:
+                    event = self._decisive(incident, event, decisive)
+                    first = False
+                yield event
+                t = event.timestamp_ms
+            t += rng.randint(10_000, 120_000)
+
+    def _slow_stuffing(self, incident: Incident, t: int) -> Generator[EventBase, None, None]:
+        rng = self._rng(incident.incident_id)
+        ids = _Ids(rng)
+        ip = f"193.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+        device = f"web-{rng.getrandbits(32):08x}"
+        incident.entity_id = ip
+        accounts = rng.randint(60, 120)
+        known = rng.sample(self.world.users, k=min(len(self.world.users), int(accounts * 0.7)))
+        targets = [u.user_id for u in known]
+        targets += [f"x{rng.getrandbits(40):010x}" for _ in range(accounts - len(targets))]
+        rng.shuffle(targets)
+        incident.user_ids, incident.suspect_ids = targets, []
+        span = rng.uniform(3 * HOUR_MS, 6 * HOUR_MS)
+        gaps = [rng.expovariate(1.0) for _ in targets]
+        scale = span / sum(gaps)
+        at = float(t)
+        for i, (user_id, gap) in enumerate(zip(targets, gaps, strict=True)):
+            at += gap * scale
+            exists = not user_id.startswith("x")
+            success = exists and rng.random() < 0.05
+            if success:
+                incident.suspect_ids.append(user_id)
+            login = self._login(ids, user_id, int(at), ip, device, "NL", success,
+                                "bad_password" if exists else "unknown_user")  # fmt: skip
+            yield self._decisive(incident, login, i == 19)
+
+    def _scraper(self, incident: Incident, t: int) -> Generator[EventBase, None, None]:
+        rng = self._rng(incident.incident_id)
+        ids = _Ids(rng)
+        bot = f"us{rng.getrandbits(32):08x}"
+        device = f"web-{bot}"
+        incident.entity_id, incident.user_ids = bot, [bot]
+        ip = f"45.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+        yield self._login(ids, bot, t, ip, device, "US", True)
+        searches = rng.randint(150, 300)
+        span = rng.uniform(2 * HOUR_MS, 3 * HOUR_MS)
+        plays = sorted(rng.sample(range(searches), k=rng.randint(0, 3)))
+        for i in range(searches):
+            at = t + 5_000 + int(i * span / searches) + rng.randint(0, 20_000)
+            genre = rng.choice(GENRES)
+            yield self._decisive(incident, self._search(ids, bot, at, device, rng, genre), i == 29)
+            if i in plays:
+                movie = rng.choice(self.world.movies)
+                yield PlayEvent(event_id=ids.event(), user_id=bot, movie_id=movie.movie_id,
+                                session_id=ids.session(), timestamp=_ts(at + 2_000),
+                                device_id=device)  # fmt: skip
+
+    def _new_device(self, incident: Incident, t: int) -> Generator[EventBase, None, None]:
+        rng = self._rng(incident.incident_id)
+        ids = _Ids(rng)
+        user = self._victim(rng, 8)
+        incident.entity_id, incident.user_ids = user.user_id, [user.user_id]
+        device = f"tv-new-{rng.getrandbits(32):08x}"
+        yield self._login(ids, user.user_id, t, user.home_ip, device, user.country, True)
+        t += rng.randint(20_000, 120_000)
+        session = ids.session()
+        for _ in range(rng.randint(2, 5)):
+            genre = rng.choices(GENRES, weights=user.taste, k=1)[0]
+            movie = self.world.pick_movie(rng, genre)
+            completion = rng.uniform(0.55, 1.0)
+            t = yield from self._viewing(user.user_id, movie, t, completion, session, device,
+                                         rng, ids)  # fmt: skip
+            t += rng.randint(60_000, 600_000)
 
     def _human_binger(self, incident: Incident, t: int) -> Generator[EventBase, None, None]:
         rng = self._rng(incident.incident_id)

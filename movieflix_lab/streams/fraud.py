@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,7 @@ from movieflix_lab.events.fast import event_kind, fast_valid
 from movieflix_lab.fraud.alerts import Alert
 from movieflix_lab.fraud.detector import FraudDetector, relevant_kind
 from movieflix_lab.fraud.model import ModelConfig, OnlineFraudModel
-from movieflix_lab.fraud.rules import RuleConfig
+from movieflix_lab.fraud.rules import RuleConfig, normalise_ip
 from movieflix_lab.kafka.catalog import (
     FRAUD_SIGNALS,
     LOGIN_EVENTS,
@@ -96,9 +96,14 @@ def options_from(settings: Settings, instance: str = "0", source: str = "") -> F
         failed_window=timedelta(seconds=settings.fraud_failed_window_s),
         cooldown=timedelta(seconds=settings.fraud_cooldown_s),
     )
+    model = ModelConfig()
+    if settings.fraud_alert_score is not None:
+        model = replace(model, alert_score=settings.fraud_alert_score)
+    if settings.fraud_ip_alert_score is not None:
+        model = replace(model, ip_alert_score=settings.fraud_ip_alert_score)
     return FraudOptions(
         rules=rules,
-        model=ModelConfig(alert_quantile=settings.fraud_alert_quantile),
+        model=model,
         model_dir=model_dir(settings, instance),
         source=source,
     )
@@ -216,7 +221,7 @@ def build(
 
     by_ip = regroup(
         frames[LOGIN_EVENTS.name],
-        lambda event: str(event["ip"]),
+        lambda event: normalise_ip(str(event["ip"])),
         name="by-ip",
         exactly_once=app.config.exactly_once,
         replays=replays,

@@ -31,7 +31,8 @@ KEPT = 50_000
 
 
 class AlertFeed:
-    """The newest alerts on ``fraud-signals``, deduplicated on ``alert_id``."""
+    """The newest alerts on ``fraud-signals``, deduplicated on ``alert_id`` (each at its
+    highest ``revision``)."""
 
     def __init__(self, settings: Settings) -> None:
         self._tail = TopicTail(settings, FRAUD_SIGNALS.name, start="beginning", capacity=KEPT)
@@ -44,7 +45,9 @@ class AlertFeed:
         for received in self._tail.snapshot():
             alert = received.value
             if "alert_id" in alert:
-                unique[alert["alert_id"]] = alert
+                kept = unique.get(alert["alert_id"])
+                if kept is None or alert.get("revision", 0) >= kept.get("revision", 0):
+                    unique[alert["alert_id"]] = alert  # the highest revision
         chosen = [
             alert
             for alert in unique.values()
