@@ -281,8 +281,10 @@ def test_eval_fraud_runs_a_labelled_scenario_through_the_pipeline(
     report = json.loads(result.stdout)
     for key in ("precision", "recall", "f1", "latency_p99_ms", "false_alerts_per_1k_users"):
         assert isinstance(report[key], float), key
-    # Every goal of the fraud detectors, on this seeded scenario through the real pipeline.
-    goals = {g["name"]: g for g in report["goals"]}
+    # Every quality goal of the fraud detectors, on this seeded scenario through the real
+    # pipeline (the latency goal is the benchmark's: a timed test would measure the machine).
+    goals = {g["name"]: g for g in report["goals"] if "latency" not in g["name"]}
+    assert len(goals) == 7
     assert all(g["met"] for g in goals.values()), [g for g in goals.values() if not g["met"]]
     assert report["precision"] >= 0.95
     for scenario in ("binge_bot", "credential_stuffing", "account_takeover"):
