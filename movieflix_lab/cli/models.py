@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, Progress, TimeElapsedColumn
@@ -121,6 +121,7 @@ def train_fraud_command(
     minutes: Annotated[float, typer.Option(min=180, help="Simulated minutes.")] = 480.0,
 ) -> None:
     """Choose the River model's alert bars on a validation simulation (never a test run)."""
+    import contextlib
     import json
 
     from movieflix_lab.fraud.model import ModelConfig
@@ -128,8 +129,8 @@ def train_fraud_command(
 
     s = settings()
     out = s.reports_dir / "fraud" / "calibration.json"
-    with err_console.status("scoring a validation simulation in memory") if not as_json else \
-            _quiet():  # fmt: skip
+    status = "scoring a validation simulation in memory"
+    with contextlib.nullcontext() if as_json else err_console.status(status):
         result = calibrate_bars(validation_config(seed, users, minutes))
     result.write(out)
     if as_json:
@@ -150,12 +151,6 @@ def train_fraud_command(
         f"{q['ordinary_users_alerted']} ({q['ordinary_rate_per_day']:.3%} per day) → {out}"
     )
     console.print("  use them with MOVIEFLIX_FRAUD_ALERT_SCORE / MOVIEFLIX_FRAUD_IP_ALERT_SCORE")
-
-
-def _quiet() -> Any:
-    import contextlib
-
-    return contextlib.nullcontext()
 
 
 @eval_app.command("recs")

@@ -2,8 +2,9 @@
 
 The River model alerts when a score reaches a fixed bar (:class:`~movieflix_lab.fraud.model.
 ModelConfig`'s ``alert_score`` and ``ip_alert_score``). The bars are chosen here, on a
-*validation* simulation with its own seed (:data:`VALIDATION_SEED`), never on the run that
-measures them (``eval fraud`` refuses that seed):
+*validation* simulation with its own seed (:data:`VALIDATION_SEED`; the simulation is run by
+:func:`movieflix_lab.jobs.fraud.calibrate_bars`), never on the run that measures them
+(``eval fraud`` refuses that seed):
 
 1. :func:`score_log` runs the detector in memory over the validation events, in event-time
    order, with the model's alerts off, and keeps every score after the warm-up (progressive
@@ -11,10 +12,11 @@ measures them (``eval fraud`` refuses that seed):
 2. :func:`model_alerts` replays the alerts a bar would raise (one per entity per cooldown, no
    alert on a failed login), exactly as :class:`~movieflix_lab.fraud.detector.FraudDetector`
    raises them;
-3. :func:`calibrate` tries every bar on a grid and keeps the lowest whose alerts, scored
-   against the validation labels, have precision ≥ ``min_precision`` and alert on at most
-   ``max_ordinary_rate`` of active ordinary users per simulated day — stricter than the goals
-   (:data:`movieflix_lab.jobs.fraud.GOALS`), so a test run has margin.
+3. :func:`calibrate` tries every bar on a grid and scores each one's alerts against the
+   validation labels. Of the bars whose alerts have precision ≥ ``min_precision`` and alert on at
+   most ``max_ordinary_rate`` of active ordinary users per simulated day (stricter than the
+   goals, :data:`movieflix_lab.jobs.fraud.GOALS`), it keeps the middle of the widest run with the
+   best recall (:func:`_plateau`), so a test run has margin on both sides.
 
 :func:`ranking` measures the score itself, per scenario: each (entity, hour) of the run is
 scored by its highest score; the hours an incident of the scenario spans on its entity are
@@ -33,7 +35,7 @@ from typing import Any
 
 from movieflix_lab.fraud.alerts import alert_id
 from movieflix_lab.fraud.detector import FraudDetector
-from movieflix_lab.fraud.evaluate import EXPECTED, roc_auc, score_alerts
+from movieflix_lab.fraud.evaluate import EXPECTED, _ms, roc_auc, score_alerts
 from movieflix_lab.fraud.model import ModelConfig, OnlineFraudModel
 from movieflix_lab.fraud.rules import RuleConfig, event_time_ms, normalise_ip
 
@@ -330,8 +332,6 @@ def ranking(log: ScoreLog, incidents: Sequence[Mapping[str, Any]]) -> dict[str, 
 
 
 def _hour(value: Any) -> int:
-    from movieflix_lab.fraud.evaluate import _ms
-
     ms = _ms(value)
     assert ms is not None
     return ms // HOUR_MS

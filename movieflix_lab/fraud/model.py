@@ -330,7 +330,7 @@ class OnlineFraudModel:
         self.drift.update(score)
         if self.drift.drift_detected:
             self.drifts += 1
-            self.last_drift_ms = ts if ts is not None else event_time_ms(event)
+            self.last_drift_ms = when
         return score
 
     def process_ip(self, memory: Memory, event: dict[str, Any], ts: int | None = None) -> float:

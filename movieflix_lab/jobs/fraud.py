@@ -419,7 +419,8 @@ def evaluate_from_topic(
 
 
 def _active_users(folder: Path) -> int | None:
-    """Users with at least one event in the simulation (its ``users.parquet``' active ones)."""
+    """The simulation's users (its ``users.parquet``): a topic holds no record of which were
+    active, so this counts every one (a lower rate per user than active users would give)."""
     import polars as pl
 
     path = folder / "users.parquet"

@@ -590,10 +590,7 @@ class Simulator:
         device = f"bot-{rng.getrandbits(32):08x}"
         incident.entity_id = ip
         accounts = rng.randint(55, 90)
-        known = rng.sample(self.world.users, k=min(len(self.world.users), int(accounts * 0.7)))
-        targets = [u.user_id for u in known]
-        targets += [f"x{rng.getrandbits(40):010x}" for _ in range(accounts - len(targets))]
-        rng.shuffle(targets)
+        targets = self._stuffing_targets(rng, accounts)
         incident.user_ids, incident.suspect_ids = targets, []
         span = rng.uniform(120_000, 480_000)
         for i, user_id in enumerate(targets):
@@ -632,6 +629,15 @@ class Simulator:
                 interruptions=False,
             )  # fmt: skip
             t += rng.randint(2_000, 20_000)
+
+    def _stuffing_targets(self, rng: random.Random, accounts: int) -> list[str]:
+        """``accounts`` account names a stuffing source tries, in its order: 70% real users,
+        the rest names that do not exist."""
+        known = rng.sample(self.world.users, k=min(len(self.world.users), int(accounts * 0.7)))
+        targets = [u.user_id for u in known]
+        targets += [f"x{rng.getrandbits(40):010x}" for _ in range(accounts - len(targets))]
+        rng.shuffle(targets)
+        return targets
 
     def _victim(self, rng: random.Random, viewings: int) -> User:
         """A user with a history: at least ``viewings`` viewings and a successful login so
@@ -723,10 +729,7 @@ class Simulator:
         device = f"web-{rng.getrandbits(32):08x}"
         incident.entity_id = ip
         accounts = rng.randint(60, 120)
-        known = rng.sample(self.world.users, k=min(len(self.world.users), int(accounts * 0.7)))
-        targets = [u.user_id for u in known]
-        targets += [f"x{rng.getrandbits(40):010x}" for _ in range(accounts - len(targets))]
-        rng.shuffle(targets)
+        targets = self._stuffing_targets(rng, accounts)
         incident.user_ids, incident.suspect_ids = targets, []
         span = rng.uniform(3 * HOUR_MS, 6 * HOUR_MS)
         gaps = [rng.expovariate(1.0) for _ in targets]
