@@ -59,9 +59,8 @@ test: setup ## Set up, then run the test suite against a real Kafka broker.
 test-fast: $(INSTALLED) ## The tests of pure logic only (no broker, no PostgreSQL): under 2 minutes.
 	@$(BIN)/pytest -m "not integration" $(PYTEST_ARGS)
 
-lab: setup ## Start JupyterLab with the movieflix-lab kernel.
-	@$(BIN)/python -m ipykernel install --sys-prefix --name movieflix-lab --display-name "MovieFlix Lab" >/dev/null
-	$(BIN)/jupyter lab --notebook-dir=notebooks
+lab: setup ## JupyterLab on notebooks/ (movieflix-lab kernel, 127.0.0.1, root too); LAB_ARGS="--port N".
+	@$(CLI) lab $(LAB_ARGS)
 
 bench: setup ## Run the benchmarks; results in reports/benchmarks/.
 	@$(BIN)/python -m benchmarks.gateway_ingest
@@ -79,7 +78,7 @@ soak: setup ## Ten minutes of traffic with a 10x burst; lag, recovery, memory (r
 	@$(CLI) soak $(SOAK_ARGS)
 
 check: $(INSTALLED) ## Lint and type-check (ruff, mypy).
-	@$(BIN)/ruff check movieflix_lab tests benchmarks scripts
+	@$(BIN)/ruff check movieflix_lab tests benchmarks scripts notebooks
 	$(BIN)/ruff format --check movieflix_lab tests benchmarks scripts
 	$(BIN)/mypy
 

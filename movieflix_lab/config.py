@@ -130,6 +130,15 @@ class Settings(BaseSettings):
     lab_record: Path | None = None
     #: A JSON file of topic offsets a re-run must read (``{topic: {partition: [a, b]}}``).
     lab_pins: Path | None = None
+    #: Progress bars in notebooks (``MOVIEFLIX_LAB_PROGRESS``); the report runner turns them
+    #: off, as a published page cannot show one.
+    lab_progress: bool = True
+    #: JupyterLab's token for ``movieflix-lab lab`` (``JUPYTER_TOKEN`` as Jupyter names it;
+    #: unset: a new one each start).
+    jupyter_token: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("MOVIEFLIX_JUPYTER_TOKEN", "JUPYTER_TOKEN", "jupyter_token"),
+    )
 
     # --- the gateway ------------------------------------------------------------------
     #: When set, ``POST /v1/events`` requires it in the ``X-API-Key`` header.

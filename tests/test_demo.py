@@ -58,6 +58,14 @@ def test_demo_runs_end_to_end_and_cleans_up(fresh: Settings) -> None:
     # A 300-user, one-hour demo is too small to judge quality (the eval's business): it says so.
     assert provenance["interactions"] > 300 and provenance["metrics"] == {}
     assert trained.metrics_note == TOO_LITTLE
+    # ...so its quality is shown on a seeded history beside it: ALS and the tuned baselines.
+    quality = result.recs.quality
+    assert quality is not None and quality.data["kind"] == "simulated"
+    scores = quality.metrics
+    best = scores["best_baseline"]
+    assert set(scores["baselines"]) == {"popularity", "recent_popularity", "item_knn"}
+    best_ndcg = scores["baselines"][best]["ndcg@10"]
+    assert scores["ndcg_ratio"] == round(scores["ndcg@10"] / best_ndcg, 3)
     assert result.recs.example["model_version"] == trained.version
     assert result.recs.example["items"] and "/v1/recommendations/" in result.recs.example_url
     # Every report ran on the run's data; the index lists them.
@@ -66,6 +74,10 @@ def test_demo_runs_end_to_end_and_cleans_up(fresh: Settings) -> None:
     )
     index = (fresh.reports_dir / "index.html").read_text()
     assert index.count('class="status-succeeded"') == 5
+    for name, report in result.reports.items():  # as Chromium draws them: publishable
+        manifest = json.loads((Path(report.folder) / "manifest.json").read_text())
+        assert manifest["page"]["checked"] and manifest["page"]["problems"] == [], name
+        assert (Path(report.folder) / "report.png").is_file(), name
     # The first half hour's windows closed once event time passed 18:35.
     assert result.genre_windows > 0 and result.top_genre
     # Every windowed output reconciled with the batch computation over the same offsets.

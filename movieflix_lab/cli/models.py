@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -153,6 +154,11 @@ def train_fraud_command(
     console.print("  use them with MOVIEFLIX_FRAUD_ALERT_SCORE / MOVIEFLIX_FRAUD_IP_ALERT_SCORE")
 
 
+class Relevant(StrEnum):
+    liked = "liked"
+    all = "all"
+
+
 @eval_app.command("recs")
 def eval_recs(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
@@ -169,8 +175,13 @@ def eval_recs(
     tune: Annotated[
         bool, typer.Option(help="Tune on a validation split (never the test split).")
     ] = True,
+    relevant: Annotated[
+        Relevant,
+        typer.Option(help="Held-out movies that count as hits: liked ones, or all of them."),
+    ] = Relevant.liked,
 ) -> None:
-    """Precision, recall, NDCG, MAP @10 and coverage of ALS next to popularity."""
+    """Precision, recall, NDCG, MAP @10 and coverage of ALS next to its baselines (plain
+    and recent popularity, item-kNN), each tuned on the validation split."""
     import json
 
     from movieflix_lab.jobs.recs import run_recs_eval
@@ -178,7 +189,7 @@ def eval_recs(
 
     with step_bar(to_stderr=as_json) as bar:
         report = run_recs_eval(data=data, seed=seed, users=users, days=days, tune=tune,
-                               progress=StepProgress(bar))  # fmt: skip
+                               relevant=relevant.value, progress=StepProgress(bar))  # fmt: skip
     if as_json:
         print(json.dumps(jsonable(report), default=str))
         return

@@ -114,20 +114,47 @@ def step_bar(to_stderr: bool = False) -> Progress:
     )  # fmt: skip
 
 
+BASELINE_LABELS = {"popularity": "popularity", "recent_popularity": "recent popularity",
+                   "item_knn": "item-kNN"}  # fmt: skip
+
+
 def recs_table(report: dict[str, Any], title: str) -> None:
     """Held-out metrics (:func:`~movieflix_lab.recs.evaluate.evaluate_recs`'), ALS next to
-    popularity."""
+    each baseline, with the hyper-parameters each one's tuning chose."""
     k = report.get("k", 10)
+    baselines = report.get("baselines", {})
     table = Table(title=title)
-    for column in ("metric", "ALS", "popularity"):
-        table.add_column(column)
+    table.add_column("metric")
+    table.add_column("ALS", justify="right")
+    for name in baselines:
+        table.add_column(BASELINE_LABELS.get(name, name), justify="right")
     for metric in (f"precision@{k}", f"recall@{k}", f"ndcg@{k}", f"map@{k}", "coverage"):
-        table.add_row(metric, fmt(report.get(metric)), fmt(report.get(f"popularity_{metric}")))
+        table.add_row(metric, fmt(report.get(metric)),
+                      *(fmt(row.get(metric)) for row in baselines.values()))  # fmt: skip
+    table.add_row("chosen", _params(report.get("params", {})),
+                  *(_params(row.get("params", {})) for row in baselines.values()))  # fmt: skip
     console.print(table)
+    best = BASELINE_LABELS.get(report.get("best_baseline", ""), report.get("best_baseline"))
     console.print(
-        f"NDCG@{k} ALS / popularity: {fmt(report.get('ndcg_ratio'))}x; "
+        f"NDCG@{k} ALS / the best baseline ({best}): {fmt(report.get('ndcg_ratio'))}x; "
+        f"ALS / plain popularity: {fmt(report.get('popularity_ndcg_ratio'))}x. "
         f"{report.get('users_evaluated', 0):,} users evaluated on their latest "
-        f"{report.get('holdout', 0.2):.0%} of movies; hyper-parameters {report.get('params')}"
+        f"{report.get('holdout', 0.2):.0%} of movies ({report.get('relevant', 'liked')} "
+        "held-out movies count as hits)"
+    )
+
+
+def _params(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in params.items() if k not in ("seed", "iterations"))
+
+
+def recs_quality(metrics: dict[str, Any]) -> str:
+    """ALS's held-out NDCG@10 next to the best baseline's, in one line."""
+    best = metrics.get("best_baseline", "popularity")
+    return (
+        f"ALS {fmt(metrics['ndcg@10'])} vs best baseline {BASELINE_LABELS.get(best, best)} "
+        f"{fmt(metrics.get('best_baseline_ndcg@10'))} ({fmt(metrics['ndcg_ratio'])}x); "
+        f"plain popularity {fmt(metrics['popularity_ndcg@10'])}"
     )
 
 
@@ -146,7 +173,10 @@ def demo_table(result: Any) -> Table:
     table.add_row("analytics lag", f"{result.analytics_lag:,}")
     fraud = result.fraud
     if fraud is not None:
-        detectors = ", ".join(f"{name} {row['alerts']}" for name, row in fraud.per_detector.items())
+        detectors = ", ".join(
+            f"{name} {row['alerts']} (precision {fmt(row.get('precision'))})"
+            for name, row in fraud.per_detector.items()
+        )
         table.add_row("fraud alerts on fraud-signals", f"{fraud.alerts} ({detectors})")
         found = ", ".join(
             f"{name} {row['detected']}/{row['incidents']}"
@@ -176,13 +206,17 @@ def demo_table(result: Any) -> Table:
             f"fit {model.fit_seconds:.2f} s ({model.path})",
         )
         if metrics:
-            table.add_row(
-                "  held-out NDCG@10",
-                f"ALS {fmt(metrics['ndcg@10'])} vs popularity "
-                f"{fmt(metrics['popularity_ndcg@10'])} ({fmt(metrics['ndcg_ratio'])}x)",
-            )
+            table.add_row("  held-out NDCG@10 (the run's data)", recs_quality(metrics))
         else:
-            table.add_row("  held-out NDCG@10", model.metrics_note or "—")
+            table.add_row("  held-out NDCG@10 (the run's data)", model.metrics_note or "—")
+        quality = recs.quality
+        if quality is not None:
+            data = quality.data
+            table.add_row(
+                f"  held-out NDCG@10 (a seeded {data['days']:g}-day history of "
+                f"{data['users']:,} users)",
+                recs_quality(quality.metrics),
+            )
         titles = ", ".join(item["title"] for item in recs.example["items"])
         table.add_row("  recommendations API", f"{recs.example_url} → {titles}")
         table.add_row("  recs app lag", f"{result.recs_lag:,}")

@@ -27,7 +27,7 @@ from movieflix_lab.config import Settings
 from movieflix_lab.exceptions import MovieflixError
 from movieflix_lab.fraud.evaluate import FraudScore
 from movieflix_lab.jobs.processes import gateway_process, stream_process
-from movieflix_lab.jobs.recs import TrainedModel
+from movieflix_lab.jobs.recs import RecsEvaluation, TrainedModel
 from movieflix_lab.lab.reconcile import Reconciliation
 from movieflix_lab.simulate.runner import ProgressCallback
 from movieflix_lab.simulate.traffic import FRAUD_SCENARIOS, HARD_NEGATIVES
@@ -62,6 +62,9 @@ class ServedRecs:
     #: ``GET example_url`` as the serve app answered it with the new version.
     example: dict[str, Any]
     example_url: str
+    #: ``eval recs`` on a seeded history beside the run (the run's own viewings are too
+    #: few per user to hold any out unless it runs for hours): ALS and its baselines.
+    quality: RecsEvaluation | None = None
 
 
 @dataclass(frozen=True)
@@ -185,9 +188,14 @@ def _score_fraud(settings: Settings, labels: Path, config: Any) -> Any:
     return evaluate_from_topic(settings, labels, span_ms=(start, end))
 
 
-def _train_recs(settings: Settings, labels: Path, url: str, say: Say) -> ServedRecs:
-    """Train on the run's watch-history; wait until the serve app serves the new version."""
-    from movieflix_lab.jobs.recs import train_recs
+#: The seeded history the demo scores the recommender on (as the recsys-eval report does).
+QUALITY_USERS, QUALITY_DAYS = 600, 10.0
+
+
+def _train_recs(settings: Settings, labels: Path, url: str, say: Say, seed: int) -> ServedRecs:
+    """Train on the run's watch-history; wait until the serve app serves the new version;
+    score ALS against its baselines on a seeded history beside the run."""
+    from movieflix_lab.jobs.recs import run_recs_eval, train_recs
 
     trained = train_recs(settings, movies_path=labels / "movies.parquet")
     say(f"recommendation model {trained.version} trained on {trained.interactions:,} "
@@ -203,7 +211,12 @@ def _train_recs(settings: Settings, labels: Path, url: str, say: Say) -> ServedR
         time.sleep(0.5)
     if not example:
         raise MovieflixError(f"the serve app did not pick up model {trained.version} in 30 s")
-    return ServedRecs(trained, example, f"{url}/v1/recommendations/{users[0]}")
+    quality = run_recs_eval(seed=seed, users=QUALITY_USERS, days=QUALITY_DAYS)
+    scores = quality.metrics
+    say(f"recommendation quality on a seeded {QUALITY_DAYS:g}-day history of {QUALITY_USERS} "
+        f"users: NDCG@10 ALS {scores['ndcg@10']:.3f}, best baseline "
+        f"{scores['best_baseline']} {scores['best_baseline_ndcg@10']:.3f}")  # fmt: skip
+    return ServedRecs(trained, example, f"{url}/v1/recommendations/{users[0]}", quality)
 
 
 def _run_reports(
@@ -222,7 +235,7 @@ def _run_reports(
             "start": start.isoformat(),
             "end": (end + timedelta(hours=1)).isoformat(),
         },
-        "recsys-eval": {"users": "600", "days": "10"},
+        "recsys-eval": {"users": str(QUALITY_USERS), "days": str(QUALITY_DAYS)},
         "pipeline-health": {"samples": "3"},
         "stream-vs-batch": {},
     }
@@ -291,7 +304,7 @@ def run_demo(
             evaluation = _score_fraud(settings, labels, config)
             result.fraud, result.fraud_model = evaluation.score, evaluation.model_quality
             result.recs_lag = wait_for_catch_up(settings, "recs")
-            result.recs = _train_recs(settings, labels, url, say)
+            result.recs = _train_recs(settings, labels, url, say, options.seed)
             result.reports = _run_reports(settings, labels, config, say)
             result.reports_index = str(settings.reports_dir / "index.html")
             _summarise_windows(settings, result)

@@ -3,6 +3,10 @@
 >>> from movieflix_lab import lab
 >>> lab.offline()                                   # charts as inline SVG
 >>> events = lab.read_topic("watch-history", start="2026-11-23T18:00:00Z")   # doctest: +SKIP
+
+``read_topic`` and ``load_results`` check their frames against the topic's or dataset's
+schema (:mod:`movieflix_lab.lab.frames`) and raise :class:`FrameSchemaError` naming the
+column when a topic holds something else.
 """
 
 from movieflix_lab.lab.charts import (
@@ -12,6 +16,7 @@ from movieflix_lab.lab.charts import (
     metric_comparison,
     offline,
     pr_curves,
+    titled,
     window_series,
 )
 from movieflix_lab.lab.data import (
@@ -23,10 +28,13 @@ from movieflix_lab.lab.data import (
     simulate_events,
     simulated_history,
 )
+from movieflix_lab.lab.frames import FrameSchemaError, validate_frame
 from movieflix_lab.lab.session import key_numbers, recorded
+from movieflix_lab.lab.tables import table
 from movieflix_lab.lab.topics import read_topic
 
 __all__ = [
+    "FrameSchemaError",
     "alert_timeline",
     "fraud_ranking",
     "fraud_replay",
@@ -43,5 +51,8 @@ __all__ = [
     "recorded",
     "simulate_events",
     "simulated_history",
+    "table",
+    "titled",
+    "validate_frame",
     "window_series",
 ]

@@ -11,6 +11,7 @@ from typing import Any
 import polars as pl
 
 from movieflix_lab.config import Settings, get_settings
+from movieflix_lab.lab.frames import empty_frame, validate_frame
 from movieflix_lab.lab.session import record
 
 __all__ = [
@@ -31,9 +32,13 @@ RESULT_KEYS = {
 }
 
 
-def load_results(dataset: str, output: str, settings: Settings | None = None) -> pl.DataFrame:
+def load_results(
+    dataset: str, output: str, settings: Settings | None = None, *, validate: bool = True
+) -> pl.DataFrame:
     """A stream app's window results from its Parquet sink (one row per window and key),
-    e.g. ``load_results("genre_watch_time", "tumbling")``."""
+    e.g. ``load_results("genre_watch_time", "tumbling")``: checked against the dataset's
+    schema (:mod:`movieflix_lab.lab.frames`; ``validate=False`` skips it), and with its
+    columns when there are none yet."""
     from movieflix_lab.sinks.parquet import read_results
 
     settings = settings or get_settings()
@@ -43,7 +48,10 @@ def load_results(dataset: str, output: str, settings: Settings | None = None) ->
     folder = settings.processed_dir / dataset / output
     frame = read_results(folder, RESULT_KEYS[(dataset, output)])
     record("parquet", path=str(folder), rows=frame.height)
-    return frame
+    name = f"{dataset}/{output}"
+    if not frame.width:
+        return empty_frame(name)
+    return validate_frame(frame, name) if validate else frame
 
 
 def load_recs(

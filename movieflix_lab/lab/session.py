@@ -8,6 +8,7 @@ by :mod:`movieflix_lab.config` like every other):
 * ``MOVIEFLIX_LAB_PINS`` — a JSON file ``{topic: {partition: [first, end]}}``; a topic read
   with a pin reads exactly those offsets (a re-run from a manifest sees the same records even
   if more arrived since).
+* ``MOVIEFLIX_LAB_PROGRESS=0`` — no progress bars (a published page cannot show one).
 
 Outside a report (a data scientist in JupyterLab) neither is set and nothing is written.
 """
@@ -19,10 +20,11 @@ from typing import Any
 
 from movieflix_lab.config import get_settings
 
-__all__ = ["PINS_ENV", "RECORD_ENV", "key_numbers", "pinned", "record", "recorded"]
+__all__ = ["PINS_ENV", "PROGRESS_ENV", "RECORD_ENV", "key_numbers", "pinned", "record", "recorded"]
 
 RECORD_ENV = "MOVIEFLIX_LAB_RECORD"
 PINS_ENV = "MOVIEFLIX_LAB_PINS"
+PROGRESS_ENV = "MOVIEFLIX_LAB_PROGRESS"
 
 _recorded: list[dict[str, Any]] = []
 
@@ -36,11 +38,21 @@ def record(kind: str, **info: Any) -> None:
             out.write(json.dumps(entry, default=str) + "\n")
 
 
-def key_numbers(**values: Any) -> dict[str, Any]:
+class KeyNumbers(dict[str, Any]):
+    """The key numbers as a dict, shown in a notebook as a two-column table."""
+
+    def _repr_html_(self) -> str:
+        from movieflix_lab.lab.tables import table
+
+        rows = [{"key number": k, "value": v} for k, v in self.items()]
+        return table(rows, caption="key numbers (in the report's manifest)")._repr_html_()
+
+
+def key_numbers(**values: Any) -> KeyNumbers:
     """A notebook's headline numbers: written into its report's manifest (a re-run from the
     manifest must reproduce them exactly). Returns them, for display."""
     record("key_numbers", values=values)
-    return values
+    return KeyNumbers(values)
 
 
 def recorded() -> list[dict[str, Any]]:

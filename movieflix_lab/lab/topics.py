@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import warnings
 from datetime import datetime
 from typing import Any, Literal
 
@@ -11,6 +10,7 @@ import polars as pl
 
 from movieflix_lab.config import Settings, get_settings
 from movieflix_lab.kafka import reader
+from movieflix_lab.lab.frames import empty_frame, has_schema, validate_frame
 from movieflix_lab.lab.session import pinned, record
 
 __all__ = ["read_topic"]
@@ -33,18 +33,28 @@ def read_topic(
     max_records: int = 1_000_000,
     frame: Literal["polars", "pandas"] = "polars",
     settings: Settings | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
+    validate: bool = True,
 ) -> Any:
     """Records of ``topic`` as a DataFrame: JSON fields as columns, plus ``_partition``,
-    ``_offset`` and ``_timestamp`` (ms).
+    ``_offset`` and ``_timestamp`` (ms); times in the records as they are written (ISO
+    strings such as ``timestamp``, epoch ms such as ``window_start_ms``).
 
     ``start``/``end`` (datetime, ISO string or epoch ms) select by record timestamp — for
     the event topics that is the event time; ``offsets`` (partition → [first, end)) select
     exactly. Without either, everything up to the end offsets as of the call. At most
     ``max_records`` are read. The offsets read are recorded for the report's manifest, and a
-    report re-run pins them.
+    report re-run pins them. ``progress`` (a bar while reading) defaults to the
+    ``lab_progress`` setting: on in JupyterLab, off in a report run.
+
+    A topic the kit knows is checked against its schema (:mod:`movieflix_lab.lab.frames`):
+    a column of the wrong dtype, missing, or null where the contract forbids it raises
+    :class:`~movieflix_lab.lab.frames.FrameSchemaError` naming it (``validate=False`` skips
+    the check); an empty one has the schema's columns. Other topics are returned as read,
+    unchecked.
     """
     settings = settings or get_settings()
+    progress = settings.lab_progress if progress is None else progress
     chosen = offsets or pinned(topic)
     rows: list[dict[str, Any]] = []
     started = time.monotonic()
@@ -67,8 +77,20 @@ def read_topic(
         end=None if end is None else str(end),
         seconds=round(time.monotonic() - started, 3),
     )
-    df = pl.from_dicts(rows, infer_schema_length=None) if rows else pl.DataFrame()
+    known = has_schema(topic)
+    df = _frame(rows) if rows else empty_frame(topic) if known else pl.DataFrame()
+    if validate and known:
+        df = validate_frame(df, topic)
     return df.to_pandas() if frame == "pandas" else df
+
+
+def _frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
+    try:
+        return pl.from_dicts(rows, infer_schema_length=None)
+    except (TypeError, pl.exceptions.PolarsError):
+        # A list mixing types (recs.user-updates' history rows) has no polars dtype: such
+        # lists are read as lists of strings.
+        return pl.from_dicts(rows, infer_schema_length=None, strict=False)
 
 
 class _Bar:
@@ -85,11 +107,7 @@ class _Bar:
 
     def __enter__(self) -> _Bar:
         if self._progress is not None:
-            # In a kernel without ipywidgets (a papermill report) rich warns and draws
-            # nothing; the warning would be printed in the published report.
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message='install "ipywidgets"')
-                self._progress.start()
+            self._progress.start()
         return self
 
     def update(self, done: int, total: int) -> None:

@@ -1,9 +1,14 @@
-"""Offline evaluation: a time-based split, ranking metrics, a popularity baseline, tuning.
+"""Offline evaluation: a time-based split, ranking metrics, the baselines, tuning.
 
 The split holds out each user's *latest* movies (by when they first watched them): the
-model sees the past and is asked for the future, as in production. Only held-out movies the
-user liked (:meth:`Confidence.liked`) and had not watched before count as hits. Tuning
-splits the training part the same way again (validation) and never looks at the test part.
+model sees the past and is asked for the future, as in production. By default only
+held-out movies the user liked (:meth:`Confidence.liked`) count as hits
+(``relevant="liked"``); ``relevant="all"`` counts every held-out movie, as most published
+protocols on MovieLens do. Tuning splits the training part the same way again (validation)
+and never looks at the test part.
+
+ALS is scored next to three simple baselines (:mod:`~movieflix_lab.recs.baselines`), each
+tuned on the same validation split; ``ndcg_ratio`` is ALS over the *best* of them.
 """
 
 from __future__ import annotations
@@ -16,12 +21,14 @@ from typing import Any
 
 import polars as pl
 
+from movieflix_lab.recs.baselines import BASELINES, fit_baseline, train_matrix
 from movieflix_lab.recs.confidence import Confidence
 from movieflix_lab.recs.data import aggregate
 from movieflix_lab.recs.model import ALSParams, RecsModel
 
 __all__ = [
     "DEFAULT_GRID",
+    "RELEVANT",
     "Split",
     "evaluate_recs",
     "per_genre",
@@ -30,14 +37,17 @@ __all__ = [
     "score_model",
     "temporal_split",
     "tune",
+    "tune_baseline",
 ]
 
 #: The hyper-parameters tried on the validation split (factors x regularization x alpha).
 DEFAULT_GRID: dict[str, Sequence[Any]] = {
     "factors": (16, 32, 64),
-    "regularization": (0.05,),
-    "alpha": (2.0, 8.0, 32.0),
+    "regularization": (0.05, 1.0, 10.0),
+    "alpha": (2.0, 8.0),
 }
+#: Which held-out movies count as hits.
+RELEVANT = ("liked", "all")
 
 
 @dataclass(frozen=True)
@@ -54,9 +64,13 @@ def temporal_split(
     holdout: float = 0.2,
     min_movies: int = 5,
     confidence: Confidence | None = None,
+    relevant: str = "liked",
 ) -> Split:
     """Hold out each user's latest ``holdout`` share of movies (users with at least
-    ``min_movies``; the others stay whole in the training part)."""
+    ``min_movies``; the others stay whole in the training part). The hits are the held-out
+    movies the user liked (``relevant="liked"``) or all of them (``"all"``)."""
+    if relevant not in RELEVANT:
+        raise ValueError(f"relevant must be one of {', '.join(RELEVANT)}, not {relevant!r}")
     confidence = confidence or Confidence()
     first = (
         interactions.group_by("user_id", "movie_id")
@@ -74,11 +88,12 @@ def temporal_split(
     test = interactions.join(held, on=["user_id", "movie_id"], how="semi")
     train = interactions.join(held, on=["user_id", "movie_id"], how="anti")
     pairs = aggregate(test, confidence)
-    liked = pairs.filter(pl.Series(confidence.liked(pairs["strength"].to_numpy())))
-    relevant: dict[str, set[str]] = {}
-    for user, movie in zip(liked["user_id"].to_list(), liked["movie_id"].to_list(), strict=True):
-        relevant.setdefault(user, set()).add(movie)
-    return Split(train, test, relevant)
+    if relevant == "liked":
+        pairs = pairs.filter(pl.Series(confidence.liked(pairs["strength"].to_numpy())))
+    hits: dict[str, set[str]] = {}
+    for user, movie in zip(pairs["user_id"].to_list(), pairs["movie_id"].to_list(), strict=True):
+        hits.setdefault(user, set()).add(movie)
+    return Split(train, test, hits)
 
 
 def ranking_metrics(
@@ -154,12 +169,13 @@ def tune(
     grid: Mapping[str, Sequence[Any]] | None = None,
     k: int = 10,
     holdout: float = 0.2,
+    relevant: str = "liked",
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[ALSParams, list[dict[str, Any]]]:
     """The grid point with the best validation NDCG@k (the latest ``holdout`` of ``train``)."""
     base = base or ALSParams()
     grid = grid or DEFAULT_GRID
-    validation = temporal_split(train, holdout=holdout)
+    validation = temporal_split(train, holdout=holdout, relevant=relevant)
     names = list(grid)
     points = [dict(zip(names, values, strict=True)) for values in _product(grid, names)]
     results = []
@@ -174,6 +190,30 @@ def tune(
             best = (ndcg, params)
         if progress:
             progress(done + 1, len(points))
+    assert best is not None
+    return best[1], results
+
+
+def tune_baseline(
+    name: str,
+    train: pl.DataFrame,
+    movies: pl.DataFrame | None,
+    *,
+    k: int = 10,
+    holdout: float = 0.2,
+    relevant: str = "liked",
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Baseline ``name``'s grid point with the best validation NDCG@k (as :func:`tune`)."""
+    validation = temporal_split(train, holdout=holdout, relevant=relevant)
+    matrix = train_matrix(validation.train, movies)
+    results = []
+    best: tuple[float, dict[str, Any]] | None = None
+    for point in BASELINES[name][0]:
+        recommend = fit_baseline(name, matrix, point)
+        ndcg = score_model(recommend, validation, k=k, catalog_size=len(matrix.movies))[f"ndcg@{k}"]
+        results.append({**point, f"validation_ndcg@{k}": round(ndcg, 5)})
+        if best is None or ndcg > best[0]:
+            best = (ndcg, dict(point))
     assert best is not None
     return best[1], results
 
@@ -193,33 +233,60 @@ def evaluate_recs(
     tune_params: bool = True,
     k: int = 10,
     holdout: float = 0.2,
+    relevant: str = "liked",
     progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Tune on validation (optional), fit on the training part, score ALS and popularity
-    on the held-out latest movies. Returns the report (``ndcg@10``,
-    ``popularity_ndcg@10``, ...)."""
-    split = temporal_split(interactions, holdout=holdout)
+    """Tune on validation (optional), fit on the training part, score ALS and each
+    baseline on the held-out latest movies. Returns the report: ALS's metrics
+    (``ndcg@10``, ...), each baseline's under ``baselines`` (with the hyper-parameters
+    its tuning chose), ``best_baseline`` and ``ndcg_ratio`` (ALS over the best baseline);
+    ``popularity_ndcg@10`` and the like are plain popularity's."""
+    split = temporal_split(interactions, holdout=holdout, relevant=relevant)
     tuning: list[dict[str, Any]] = []
     chosen = params or ALSParams()
     if tune_params:
         chosen, tuning = tune(
-            split.train, movies, base=chosen, grid=grid, k=k, holdout=holdout,
-            progress=(lambda d, t: progress("tuning", d, t)) if progress else None,
+            split.train, movies, base=chosen, grid=grid, k=k, holdout=holdout, relevant=relevant,
+            progress=(lambda d, t: progress("tuning ALS", d, t)) if progress else None,
         )  # fmt: skip
     started = time.perf_counter()
     model = RecsModel(chosen).fit(split.train, movies)
     fit_s = time.perf_counter() - started
     size = len(model.movies)
     als = score_model(als_model(model), split, k=k, catalog_size=size)
-    popular = score_model(popularity_model(model), split, k=k, catalog_size=size)
     report: dict[str, Any] = {key: round(value, 5) for key, value in als.items() if key != "users"}
+    baselines: dict[str, dict[str, Any]] = {}
+    matrix = train_matrix(split.train, movies)
+    for done, name in enumerate(BASELINES):
+        if progress:
+            progress("tuning the baselines", done, len(BASELINES))
+        chosen_point, grid_scores = tune_baseline(
+            name, split.train, movies, k=k, holdout=holdout, relevant=relevant
+        )
+        scored = score_model(fit_baseline(name, matrix, chosen_point), split, k=k,
+                             catalog_size=size)  # fmt: skip
+        baselines[name] = {
+            **{key: round(v, 5) for key, v in scored.items() if key != "users"},
+            "params": chosen_point,
+            "tuning": grid_scores,
+        }
+    if progress:
+        progress("tuning the baselines", len(BASELINES), len(BASELINES))
+    best = max(baselines, key=lambda name: baselines[name][f"ndcg@{k}"])
     report.update(
-        {f"popularity_{key}": round(v, 5) for key, v in popular.items() if key != "users"}
-    )
-    base = popular[f"ndcg@{k}"]
+        {f"popularity_{key}": v for key, v in baselines["popularity"].items()
+         if key not in ("params", "tuning")}
+    )  # fmt: skip
+    base = baselines[best][f"ndcg@{k}"]
+    popular = baselines["popularity"][f"ndcg@{k}"]
     report.update(
         {
+            "baselines": baselines,
+            "best_baseline": best,
+            f"best_baseline_ndcg@{k}": base,
             "ndcg_ratio": round(als[f"ndcg@{k}"] / base, 3) if base else None,
+            "popularity_ndcg_ratio": round(als[f"ndcg@{k}"] / popular, 3) if popular else None,
+            "relevant": relevant,
             "k": k,
             "users_evaluated": int(als["users"]),
             "users": interactions["user_id"].n_unique(),
@@ -237,8 +304,15 @@ def evaluate_recs(
     return report
 
 
-def per_genre(model: RecsModel, split: Split, k: int = 10) -> pl.DataFrame:
-    """NDCG@k of ALS and popularity per genre of the held-out movies (for notebooks)."""
+def per_genre(
+    model: RecsModel,
+    split: Split,
+    k: int = 10,
+    baseline: Callable[[str, int], Iterable[str]] | None = None,
+) -> pl.DataFrame:
+    """NDCG@k of ALS and of ``baseline`` (default: the model's recent popularity) per genre
+    of the held-out movies (for notebooks)."""
+    baseline = baseline or popularity_model(model)
     rows = []
     genre_of = dict(zip(model.movies.ids, model.catalog.genres, strict=False))
     for genre in model.genres():
@@ -249,7 +323,7 @@ def per_genre(model: RecsModel, split: Split, k: int = 10) -> pl.DataFrame:
         if not sub.relevant:
             continue
         als = score_model(als_model(model), sub, k=k, catalog_size=len(model.movies))
-        pop = score_model(popularity_model(model), sub, k=k, catalog_size=len(model.movies))
+        base = score_model(baseline, sub, k=k, catalog_size=len(model.movies))
         rows.append({"genre": genre, "users": int(als["users"]), "als_ndcg": als[f"ndcg@{k}"],
-                     "popularity_ndcg": pop[f"ndcg@{k}"]})  # fmt: skip
+                     "baseline_ndcg": base[f"ndcg@{k}"]})  # fmt: skip
     return pl.DataFrame(rows)

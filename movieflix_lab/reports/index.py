@@ -31,15 +31,23 @@ def write_index(reports_dir: Path) -> Path:
         params = ", ".join(f"{k}={v!r}" for k, v in run.get("parameters", {}).items())
         links = " · ".join(
             f'<a href="{html.escape(folder)}/{name}">{label}</a>'
-            for name, label in (("report.html", "report"), ("notebook.ipynb", "notebook"),
-                                ("manifest.json", "manifest"))
+            for name, label in (("report.html", "report"), ("report.png", "screenshot"),
+                                ("notebook.ipynb", "notebook"), ("manifest.json", "manifest"))
             if (reports_dir / folder / name).exists()
+        )  # fmt: skip
+        page = run.get("page") or {}
+        problems = page.get("problems") or []
+        looked = (
+            "not checked" if not page.get("checked")
+            else "clean" if not problems
+            else f'<span class="status-failed">{len(problems)} problem(s)</span>'
         )  # fmt: skip
         rows.append(
             f"<tr><td>{html.escape(run.get('name', ''))}</td>"
             f"<td>{html.escape(run.get('started_at', ''))}</td>"
             f'<td class="status-{status}">{status}</td>'
             f"<td>{run.get('duration_s', 0):.1f} s</td>"
+            f"<td>{looked}</td>"
             f"<td><code>{html.escape(params)}</code></td><td>{links}</td></tr>"
         )
     page = f"""<!DOCTYPE html>
@@ -48,8 +56,10 @@ def write_index(reports_dir: Path) -> Path:
 table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ddd; padding: 3px 8px; }}
 .status-succeeded {{ color: #1a7f37; }} .status-failed {{ color: #cf222e; font-weight: bold; }}
 </style></head><body><h1>MovieFlix Lab reports</h1>
-<table><tr><th>report</th><th>started</th><th>status</th><th>duration</th><th>parameters</th>
-<th>links</th></tr>
+<p>Each page was looked at in headless Chromium, offline: "clean" means no warning, traceback,
+progress bar, empty block or untitled chart was on it (the manifest lists any problem).</p>
+<table><tr><th>report</th><th>started</th><th>status</th><th>duration</th><th>page</th>
+<th>parameters</th><th>links</th></tr>
 {"".join(rows)}
 </table></body></html>
 """

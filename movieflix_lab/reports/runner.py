@@ -1,16 +1,20 @@
 """``movieflix-lab report NAME``: a notebook run with papermill into ``reports/NAME/<run>/``.
 
 Each run writes the executed ``notebook.ipynb`` (kept even when a cell fails: papermill
-saves after every cell), ``report.html`` (self-contained; inputs hidden by default) and
-``manifest.json`` — the parameters, what the notebook read (topics with the exact offsets
-and the time range asked for, Parquet files, model versions, simulation seeds), its key
-numbers, git SHA, package versions, duration and status: enough to run it again to the same
-numbers (:func:`rerun` pins the topic offsets read). ``reports/index.html`` lists every run.
+saves after every cell), ``report.html`` (self-contained; inputs hidden by default), its
+screenshot ``report.png`` as headless Chromium draws it (:mod:`~movieflix_lab.reports.look`;
+what a reader would see that a published page should not show is listed in the manifest
+under ``page``) and ``manifest.json``: the parameters, what the notebook read (topics with
+the exact offsets and the time range asked for, Parquet files, model versions, simulation
+seeds), its key numbers, git SHA, package versions, duration and status: enough to run it
+again to the same numbers (:func:`rerun` pins the topic offsets read).
+``reports/index.html`` lists every run.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,10 +23,12 @@ from typing import Any
 
 from movieflix_lab.config import Settings, environment_overlay, settings_environment
 from movieflix_lab.exceptions import MovieflixError
-from movieflix_lab.lab.session import PINS_ENV, RECORD_ENV
+from movieflix_lab.lab.session import PINS_ENV, PROGRESS_ENV, RECORD_ENV
 from movieflix_lab.provenance import git_sha, package_versions
 from movieflix_lab.reports.html import render_html
 from movieflix_lab.reports.index import write_index
+from movieflix_lab.reports.kernel import LocalKernelManager, ensure_kernel
+from movieflix_lab.reports.look import chromium, look_at
 from movieflix_lab.reports.params import coerce, notebook_parameters
 
 __all__ = ["ReportRun", "find_notebook", "list_notebooks", "rerun", "run_report"]
@@ -96,19 +102,23 @@ def run_report(
     folder = settings.reports_dir / report / run_id
     folder.mkdir(parents=True, exist_ok=False)
     record_file = folder / ".reads.jsonl"
-    env = {**settings_environment(settings), RECORD_ENV: str(record_file)}
+    # Progress bars mean nothing in a published page: off in the kernel (tqdm's, the kit's).
+    env = {**settings_environment(settings), RECORD_ENV: str(record_file), "TQDM_DISABLE": "1",
+           PROGRESS_ENV: "0"}  # fmt: skip
     if pins:
         (folder / "pins.json").write_text(json.dumps(pins, indent=2))
         env[PINS_ENV] = str(folder / "pins.json")
     status, error = "succeeded", None
     clock = time.monotonic()
     output = folder / "notebook.ipynb"
+    kernel = ensure_kernel()
     with environment_overlay(env):
         try:
             papermill.execute_notebook(
-                str(notebook), str(output), parameters=parameters, kernel_name="python3",
+                str(notebook), str(output), parameters=parameters, kernel_name=kernel,
                 progress_bar=False, cwd=str(settings.notebooks_dir),
                 request_save_on_cell_execute=True, log_output=False,
+                **({"kernel_manager_class": LocalKernelManager} if LocalKernelManager else {}),
             )  # fmt: skip
         except PapermillExecutionError as exc:
             status, error = "failed", f"cell {exc.exec_count}: {exc.ename}: {exc.evalue}"
@@ -127,25 +137,39 @@ def run_report(
         "status": status,
         "error": error,
         "parameters": parameters,
+        "kernel": kernel,
         "reads": {k: v for k, v in reads.items() if k != "key_numbers"},
         "key_numbers": reads["key_numbers"],
         "kafka": settings.bootstrap_servers,
         "git_sha": git_sha(),
         "packages": package_versions(*PACKAGES),
         "rerun_of": rerun_of,
-        "outputs": {"notebook": "notebook.ipynb", "html": "report.html"},
+        "outputs": {"notebook": "notebook.ipynb", "html": "report.html", "screenshot": None},
     }  # fmt: skip
+    page = folder / "report.html"
     if output.is_file():
         try:
-            (folder / "report.html").write_text(
-                render_html(output, manifest, hide_input=hide_input)
-            )
+            page.write_text(render_html(output, manifest, hide_input=hide_input))
         except Exception as exc:  # the notebook is there; say why the page is not
             manifest["outputs"]["html"] = None
             manifest["html_error"] = f"{type(exc).__name__}: {exc}"
+    manifest["page"] = _look(page, folder)
+    manifest["outputs"]["screenshot"] = manifest["page"].get("screenshot")
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
     write_index(settings.reports_dir)
     return ReportRun(report, folder, status, manifest)
+
+
+def _look(page: Path, folder: Path) -> dict[str, Any]:
+    """The page as Chromium draws it: its screenshot and what a reader should not see."""
+    if not page.is_file():
+        return {"checked": False, "why": "no page was written"}
+    if chromium() is None:
+        return {"checked": False, "why": "Chromium is not installed (apt-get install chromium)"}
+    try:
+        return look_at(page, folder / "report.png").as_dict(folder)
+    except (OSError, ValueError, subprocess.SubprocessError) as exc:
+        return {"checked": False, "why": f"Chromium failed: {type(exc).__name__}: {exc}"}
 
 
 def rerun(settings: Settings, manifest_path: Path, *, hide_input: bool = True) -> ReportRun:

@@ -67,8 +67,11 @@ def test_eval_on_movielens_fixture_beats_popularity(tmp_path: Path) -> None:
     folder = WRITERS["ml-latest"](tmp_path / "ml-latest")
     evaluation = run_recs_eval(data=folder, tune=False)
     assert evaluation.data["kind"] == "movielens" and evaluation.data["layout"] == "ml-latest"
-    assert evaluation.goals == []  # the goal is judged on the simulated history only
     report = evaluation.metrics
+    # On MovieLens the goal is ALS over the best tuned baseline, at 1.3x.
+    [goal] = evaluation.goals
+    assert "best baseline" in goal.name and goal.target == ">= 1.3x"
+    assert goal.value == report["ndcg_ratio"] and goal.met is (report["ndcg_ratio"] >= 1.3)
     # Evaluated: the users whose latest 2 of 10 movies (20 %) hold a liked one.
     latest: dict[int, list[float]] = {}
     for user, _, stars, _ in sorted(ratings(), key=lambda r: r[3]):
@@ -78,3 +81,13 @@ def test_eval_on_movielens_fixture_beats_popularity(tmp_path: Path) -> None:
     assert report["ndcg@10"] > 0.3
     frame = pl.read_csv(folder / "ratings.csv")
     assert report["interactions"] == frame.height
+
+
+def test_relevant_all_counts_every_held_out_movie(tmp_path: Path) -> None:
+    """``--relevant all``: the 1-2 star movies held out count as hits too."""
+    folder = WRITERS["ml-latest"](tmp_path / "ml-latest")
+    liked = run_recs_eval(data=folder, tune=False).metrics
+    every = run_recs_eval(data=folder, tune=False, relevant="all").metrics
+    assert (liked["relevant"], every["relevant"]) == ("liked", "all")
+    # Every user holds out 2 of 10 movies; with all of them counted, every user is scored.
+    assert every["users_evaluated"] == 40 > liked["users_evaluated"]

@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import struct
 import subprocess
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,6 +35,19 @@ SMALL = {
 }
 
 
+def assert_looks_published(folder: Path, manifest: dict[str, Any]) -> None:
+    """Chromium drew the page with nothing a published page should not show, and its
+    screenshot is beside it, linked from the index."""
+    page = manifest["page"]
+    assert page["checked"] and page["problems"] == [], page
+    shot = folder / "report.png"
+    assert page["screenshot"] == "report.png" and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", shot.read_bytes()[16:24])
+    assert width == 1100 and height > 600  # the whole page, not the first screen
+    index = (folder.parent.parent / "index.html").read_text()
+    assert f"{folder.parent.name}/{folder.name}/report.png" in index
+
+
 @pytest.fixture
 def reports(kafka: Settings, tmp_path: Path) -> Settings:
     return with_settings(kafka, reports_dir=tmp_path / "reports", data_dir=tmp_path / "data")
@@ -50,6 +65,8 @@ def test_each_simulated_notebook_runs_and_reruns_to_the_same_numbers(
     assert manifest["reads"]["simulations"], "the seed is recorded"
     assert manifest["key_numbers"]
     assert manifest["parameters"]["users"] == int(SMALL[name]["users"])  # typed, not a string
+    assert manifest["kernel"] == "movieflix-lab"
+    assert_looks_published(run.folder, manifest)
     again = rerun(reports, run.folder / "manifest.json")
     assert again.status == "succeeded" and again.manifest["rerun_of"] == manifest["run_id"]
     assert again.manifest["key_numbers"] == manifest["key_numbers"]
@@ -96,6 +113,7 @@ def test_pipeline_health_reads_the_cluster(reports: Settings) -> None:
     run = run_report(reports, "pipeline-health", {"samples": "2", "interval_s": "0.2",
                                                     "max_records": "20000"})  # fmt: skip
     assert run.status == "succeeded", run.manifest["error"]
+    assert_looks_published(run.folder, run.manifest)
     numbers = run.manifest["key_numbers"]
     assert {"records", "late_events", "dead_letters", "final_lag"} <= set(numbers)
     assert {r["topic"] for r in run.manifest["reads"]["topics"]} >= {

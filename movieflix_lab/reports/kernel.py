@@ -1,0 +1,50 @@
+"""The ``movieflix-lab`` Jupyter kernel: this environment's Python, installed into it once.
+
+JupyterLab (``make lab``) opens notebooks on it and the report runner runs them with it, so
+a notebook imports the same kit, from the same interpreter, in both.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+__all__ = ["DISPLAY_NAME", "KERNEL_NAME", "ensure_kernel"]
+
+KERNEL_NAME = "movieflix-lab"
+DISPLAY_NAME = "MovieFlix Lab"
+
+
+def ensure_kernel(*, prefix: Path | None = None) -> str:
+    """Install the ``movieflix-lab`` kernelspec into ``prefix`` (default ``sys.prefix``),
+    unless one is there already that runs ``sys.executable``; returns the kernel's name."""
+    root = Path(sys.prefix if prefix is None else prefix)
+    spec = root / "share" / "jupyter" / "kernels" / KERNEL_NAME / "kernel.json"
+    try:
+        installed = json.loads(spec.read_text())
+        if installed["argv"][0] == sys.executable and installed["display_name"] == DISPLAY_NAME:
+            return KERNEL_NAME
+    except (OSError, ValueError, LookupError, TypeError):
+        pass  # missing or unreadable: install it
+    from ipykernel.kernelspec import install
+
+    install(kernel_name=KERNEL_NAME, display_name=DISPLAY_NAME, prefix=str(root))
+    return KERNEL_NAME
+
+
+def _ipc_manager() -> type:
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import CaselessStrEnum
+
+    class LocalKernelManager(AsyncKernelManager):
+        """A kernel spoken to over Unix sockets in the runtime folder, not localhost TCP:
+        nothing else on the machine can reach it, and ipykernel has nothing to warn about."""
+
+        transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
+
+    return LocalKernelManager
+
+
+#: The kernel manager the report runner gives papermill (see :func:`_ipc_manager`).
+LocalKernelManager = _ipc_manager() if sys.platform != "win32" else None
