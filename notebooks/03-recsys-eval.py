@@ -85,7 +85,7 @@ else:
 # ## Per genre (of the held-out movies)
 
 # %%
-split = temporal_split(interactions)
+split = temporal_split(interactions, holdout=report["holdout"], relevant=relevant)
 model = RecsModel(ALSParams(**report["params"])).fit(split.train, movies)
 strongest = fit_baseline(best, train_matrix(split.train, movies), report["baselines"][best]["params"])
 genres = per_genre(model, split, baseline=strongest).filter(pl.col("baseline_ndcg") > 0)

@@ -88,8 +88,8 @@ late = lab.read_topic("analytics.late-events", max_records=max_records)
 dead = lab.read_topic("dead-letters", max_records=max_records)
 print(f"{late.height} late events; {dead.height} dead letters")
 if dead.height:
-    display(lab.table(dead.group_by([c for c in ("origin_topic", "error") if c in dead.columns])
-                      .agg(pl.len().alias("messages")).sort("messages", descending=True),
+    display(lab.table(dead.with_columns(pl.col("origin").struct.field("topic").alias("origin topic"))
+                      .group_by("origin topic", "error").agg(pl.len().alias("messages")).sort("messages", descending=True),
                       caption="dead letters by the topic they came from and why they were refused"))
 
 # %%

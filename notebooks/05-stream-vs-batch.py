@@ -91,7 +91,8 @@ differing = pl.concat([c.windows.filter(pl.col("status").is_in(["differs", "miss
 print(f"{differing.height} windows differ or are missing")
 if differing.height:
     display(lab.table(differing.with_columns(window_start=pl.from_epoch("window_start_ms", time_unit="ms"))
-                      .select("output", "window_start", "batch_count", "stream_count", "late", "status"),
+                      .select("output", "window_start", pl.col("batch_count").alias("batch (records)"),
+                              pl.col("stream_count").alias("stream (records)"), pl.col("late").alias("late (records)"), "status"),
                       limit=20, caption="windows where the stream and the batch disagree"))
 late = pl.concat([c.windows.filter(pl.col("late") > 0).select("window_start_ms", "all_count", "late", "batch_count")
                   .with_columns(output=pl.lit(c.spec.name)) for c in result.checks])

@@ -235,7 +235,11 @@ def _run_reports(
             "start": start.isoformat(),
             "end": (end + timedelta(hours=1)).isoformat(),
         },
-        "recsys-eval": {"users": str(QUALITY_USERS), "days": str(QUALITY_DAYS)},
+        "recsys-eval": {
+            "seed": str(config.seed),
+            "users": str(QUALITY_USERS),
+            "days": str(QUALITY_DAYS),
+        },
         "pipeline-health": {"samples": "3"},
         "stream-vs-batch": {},
     }

@@ -120,7 +120,7 @@ def lag_over_time(
         alt.Chart(_data(frame))
         .mark_line(point=True)
         .encode(
-            x=_time(time, "sampled at (UTC)", "%H:%M:%S"),
+            x=_time(time, "sampled at (UTC)", "%d %b %H:%M:%S"),
             y=alt.Y(f"{lag}:Q", title="lag (records behind the end)"),
             color=alt.Color(f"{group}:N", title="consumer group"),
             tooltip=[alt.Tooltip(f"{time}:T", format="%H:%M:%S"), group, lag],

@@ -23,9 +23,17 @@ from typing import Any
 __all__ = ["Table", "configure_polars", "format_value", "table"]
 
 
+def _missing(value: Any) -> bool:
+    """None, NaN or pandas' NaT (the values not equal to themselves)."""
+    try:
+        return value is None or bool(value != value)
+    except (TypeError, ValueError):  # an array: not one missing value
+        return False
+
+
 def format_value(value: Any) -> str:
     """One cell as text: ``12,345``, ``0.0365``, ``1,235``, ``2026-11-01 18:30 UTC``, ``—``."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if _missing(value):
         return "—"
     if isinstance(value, bool):
         return "yes" if value else "no"
@@ -52,16 +60,18 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
-def _rows(frame: Any) -> tuple[list[str], list[list[Any]]]:
+def _rows(frame: Any, limit: int) -> tuple[list[str], list[list[Any]], int]:
+    """Columns, the first ``limit`` rows, and how many rows there are."""
     if hasattr(frame, "to_dicts"):  # polars
-        return list(frame.columns), [list(r) for r in frame.iter_rows()]
+        return list(frame.columns), [list(r) for r in frame.head(limit).iter_rows()], frame.height
     if hasattr(frame, "to_dict") and hasattr(frame, "columns"):  # pandas
-        return [str(c) for c in frame.columns], frame.astype(object).values.tolist()
+        rows = frame.head(limit).astype(object).values.tolist()
+        return [str(c) for c in frame.columns], rows, len(frame)
     records = list(frame)
     columns: list[str] = []
     for record in records:
         columns.extend(k for k in record if k not in columns)
-    return columns, [[r.get(c) for c in columns] for r in records]
+    return columns, [[r.get(c) for c in columns] for r in records[:limit]], len(records)
 
 
 def _numeric(values: Sequence[Any]) -> bool:
@@ -75,9 +85,7 @@ class Table:
     """A frame ready for display (``_repr_html_`` in a notebook, :meth:`text` elsewhere)."""
 
     def __init__(self, frame: Any, *, caption: str = "", limit: int = 50) -> None:
-        self.columns, rows = _rows(frame)
-        self.total = len(rows)
-        self.rows = rows[:limit]
+        self.columns, self.rows, self.total = _rows(frame, limit)
         self.caption = caption
         self._numeric = [_numeric([r[i] for r in self.rows]) for i in range(len(self.columns))]
 
@@ -85,13 +93,13 @@ class Table:
         return [[format_value(v) for v in row] for row in self.rows]
 
     def _repr_html_(self) -> str:
-        align = ['style="text-align:right"' if n else "" for n in self._numeric]
+        align = [' style="text-align:right"' if n else "" for n in self._numeric]
         head = "".join(
-            f"<th {a}>{html.escape(c)}</th>" for c, a in zip(self.columns, align, strict=True)
+            f"<th{a}>{html.escape(c)}</th>" for c, a in zip(self.columns, align, strict=True)
         )
         body = "".join(
             "<tr>"
-            + "".join(f"<td {a}>{html.escape(v)}</td>" for v, a in zip(row, align, strict=True))
+            + "".join(f"<td{a}>{html.escape(v)}</td>" for v, a in zip(row, align, strict=True))
             + "</tr>"
             for row in self._cells()
         )

@@ -7,7 +7,9 @@ a notebook imports the same kit, from the same interpreter, in both.
 from __future__ import annotations
 
 import json
+import os
 import sys
+import uuid
 from pathlib import Path
 
 __all__ = ["DISPLAY_NAME", "KERNEL_NAME", "ensure_kernel"]
@@ -29,19 +31,34 @@ def ensure_kernel(*, prefix: Path | None = None) -> str:
         pass  # missing or unreadable: install it
     from ipykernel.kernelspec import install
 
-    install(kernel_name=KERNEL_NAME, display_name=DISPLAY_NAME, prefix=str(root))
+    try:
+        install(kernel_name=KERNEL_NAME, display_name=DISPLAY_NAME, prefix=str(root))
+    except PermissionError:
+        if prefix is not None:
+            raise
+        install(kernel_name=KERNEL_NAME, display_name=DISPLAY_NAME, user=True)  # a shared env
     return KERNEL_NAME
 
 
 def _ipc_manager() -> type:
     from jupyter_client.manager import AsyncKernelManager
-    from traitlets import CaselessStrEnum
+    from jupyter_core.paths import jupyter_runtime_dir
+    from traitlets import CaselessStrEnum, default
 
     class LocalKernelManager(AsyncKernelManager):
         """A kernel spoken to over Unix sockets in the runtime folder, not localhost TCP:
         nothing else on the machine can reach it, and ipykernel has nothing to warn about."""
 
         transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
+
+        @default("ip")
+        def _ip_default(self) -> str:
+            # Absolute, beside the connection file: the kernel runs in the notebooks folder,
+            # the runner elsewhere, and both must name the same sockets.
+            base = self.connection_file or os.path.join(
+                jupyter_runtime_dir(), f"kernel-{uuid.uuid4().hex}.json"
+            )
+            return os.path.splitext(os.path.abspath(base))[0] + "-ipc"
 
     return LocalKernelManager
 

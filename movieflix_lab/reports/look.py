@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -24,16 +26,22 @@ from typing import Any
 
 __all__ = ["PROBLEM_TEXT", "PageLook", "chart_titles", "chromium", "look_at"]
 
-_DTYPE = r"(str|i64|f64|i32|u32|bool|datetime\[[^\]]*\]|list\[[^\]]*\])"
+_DTYPE = (
+    r"(str|bool|null|date|time|cat|object|binary|decimal\[[^\]]*\]|[iuf](8|16|32|64|128)"
+    r"|(datetime|duration|list|array|struct|enum)\[[^\]]*\])"
+)
 #: Text no published page should show, with what it means.
 PROBLEM_TEXT: dict[str, str] = {
-    r"\b\w*Warning\b": "a warning",
+    r"\b\w*Warning\b|^WARNING\b|\bWARNING:": "a warning",
     r"Traceback \(most recent call last\)": "a traceback",
     r"IProgress|ipywidgets": "a progress-bar or widget message",
     r"\d+%\|[^\n]*\|": "progress-bar residue",
     r"\bshape: \(\d+, \d+\)": "a polars shape line",
-    rf"^{_DTYPE}(\s+{_DTYPE})+\s*$": "a polars dtype row",
-    r"(^|\n)\s*md #": "a markdown cell shown as text (md ...)",
+    # every token a dtype, one of them unmistakably one (not a header named "date")
+    rf"^(?=[^\n]*(\bstr\b|\b[iuf](8|16|32|64|128)\b|\]))\s*{_DTYPE}(\s+{_DTYPE})*\s*$": (
+        "a polars dtype row"
+    ),
+    r"^\s*md\s+\S": "a markdown cell shown as text (md ...)",
 }
 
 PROBE = """<script>
@@ -71,14 +79,25 @@ def chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+#: The page's width in the probe and in the screenshot alike.
+WIDTH = 1100
+
+
 def _run(browser: str, profile: Path, *args: str, timeout: float) -> str:
-    done = subprocess.run(
+    """Chromium's stdout; on a timeout its whole process group is killed (renderers too)."""
+    process = subprocess.Popen(
         [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--hide-scrollbars", *OFFLINE, f"--user-data-dir={profile}", *args],
-        capture_output=True, text=True, timeout=timeout,
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
     )  # fmt: skip
-    return done.stdout
+    try:
+        out, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise
+    return out
 
 
 def chart_titles(svg: str) -> dict[str, Any]:
@@ -91,10 +110,17 @@ def chart_titles(svg: str) -> dict[str, Any]:
             found += [re.sub(r"<[^>]+>", "", t).strip() for t in parts]
         return [t for t in found if t]
 
+    # Each axis group runs until the next one starts: an axis that shows labels must have
+    # a title among its own marks.
+    starts = [m.start() for m in re.finditer(r'class="mark-group role-axis"', svg)]
+    axes = [svg[a:b] for a, b in zip(starts, [*starts[1:], len(svg)], strict=True)]
     return {
         "title": texts("title-text"),
         "axis_titles": texts("axis-title"),
-        "axes": len(re.findall(r'class="mark-group role-axis"', svg)),
+        "axes": len(axes),
+        "untitled_axes": sum(
+            1 for axis in axes if "role-axis-label" in axis and "role-axis-title" not in axis
+        ),
     }
 
 
@@ -114,7 +140,8 @@ def look_at(page: Path, screenshot: Path | None = None, *, timeout: float = 120)
         probe = Path(tmp) / "probe.html"
         probe.write_text(html.replace("</body>", PROBE, 1))
         dom = _run(browser, Path(tmp) / "profile", "--virtual-time-budget=5000",
-                   "--dump-dom", probe.as_uri(), timeout=timeout)  # fmt: skip
+                   f"--window-size={WIDTH},900", "--dump-dom", probe.as_uri(),
+                   timeout=timeout)  # fmt: skip
         found = re.search(r'<textarea id="look-result">(.*?)</textarea>', dom, re.S)
         if not found:
             look.problems.append("Chromium did not load the page")
@@ -138,11 +165,13 @@ def look_at(page: Path, screenshot: Path | None = None, *, timeout: float = 120)
             name = (titles["title"] or [f"chart {number}"])[0]
             if not titles["title"]:
                 look.problems.append(f"chart {number} has no title")
-            if titles["axes"] and len(titles["axis_titles"]) < min(2, titles["axes"]):
-                look.problems.append(f"chart {name!r}: an axis without a title")
+            if titles["untitled_axes"]:
+                look.problems.append(
+                    f"chart {name!r}: {titles['untitled_axes']} axis/axes without a title"
+                )
         if screenshot is not None:
             height = min(max(int(result["height"]), 600), 16_000)
-            size, target = f"--window-size=1100,{height}", f"--screenshot={screenshot}"
+            size, target = f"--window-size={WIDTH},{height}", f"--screenshot={screenshot}"
             _run(browser, Path(tmp) / "profile", size, target, page.resolve().as_uri(),
                  timeout=timeout)  # fmt: skip
             if screenshot.is_file():

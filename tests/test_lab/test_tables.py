@@ -26,7 +26,7 @@ def test_a_polars_frame_renders_without_dtypes_or_shape() -> None:
                           "avg watch (s)": [1234.5, None]})  # fmt: skip
     html = table(frame, caption="per genre")._repr_html_()
     assert "shape:" not in html and "i64" not in html and "str" not in html
-    assert "<th " in html and "avg watch (s)" in html and "12,000" in html and "—" in html
+    assert "<th>" in html and "avg watch (s)" in html and "12,000" in html and "—" in html
     assert "<caption>per genre</caption>" in html
     assert 'style="text-align:right"' in html  # numbers aligned as numbers
 
@@ -39,4 +39,4 @@ def test_a_long_frame_says_how_much_it_shows() -> None:
 def test_key_numbers_are_a_dict_shown_as_a_table() -> None:
     numbers = KeyNumbers({"viewings": 726, "top_genre": "action"})
     assert numbers == {"viewings": 726, "top_genre": "action"}
-    assert "<td >726</td>" in numbers._repr_html_() and "key number" in numbers._repr_html_()
+    assert "<td>726</td>" in numbers._repr_html_() and "key number" in numbers._repr_html_()

@@ -58,6 +58,10 @@ def test_a_clean_page_has_no_problem_and_a_screenshot(tmp_path: Path, titled_cha
         ("<pre>shape: (3, 3)</pre>", "a polars shape line"),
         ("<table><tr><td>str</td><td>i64</td><td>f64</td></tr></table>", "a polars dtype row"),
         ("<p>md ## Average watch time</p>", "md ..."),
+        ("<p>md Average watch time per genre</p>", "md ..."),
+        ("<pre>WARNING:quixstreams:state is stale</pre>", "a warning"),
+        ("<table><tr><td>i64</td></tr></table>", "a polars dtype row"),
+        ("<table><tr><td>datetime[μs, UTC]</td><td>str</td></tr></table>", "a polars dtype row"),
         ('<div class="output_subarea"> </div>', "empty output block"),
     ],
 )
@@ -70,10 +74,24 @@ def test_a_chart_without_titles_is_a_problem(tmp_path: Path) -> None:
     offline()
     bare = _svg(alt.Chart(pd.DataFrame({"a": [1, 2], "b": [3, 4]})).mark_line()
                 .encode(x=alt.X("a:Q", title=None), y=alt.Y("b:Q", title=None)))  # fmt: skip
-    assert chart_titles(bare)["axis_titles"] == [] and chart_titles(bare)["axes"] >= 2
+    assert chart_titles(bare)["axis_titles"] == [] and chart_titles(bare)["untitled_axes"] == 2
     look = look_at(_page(tmp_path, "", charts=(bare,)))
     assert "chart 1 has no title" in look.problems
-    assert any("an axis without a title" in problem for problem in look.problems)
+    assert any("2 axis/axes without a title" in problem for problem in look.problems)
+
+
+def test_one_untitled_axis_among_titled_ones_is_a_problem(tmp_path: Path) -> None:
+    offline()
+    half = _svg(alt.Chart(pd.DataFrame({"a": [1, 2], "b": [3, 4]})).mark_line()
+                .encode(x=alt.X("a:Q", title="a (s)"), y=alt.Y("b:Q", title=None))
+                .properties(title="half titled"))  # fmt: skip
+    look = look_at(_page(tmp_path, "", charts=(half,)))
+    assert look.problems == ["chart 'half titled': 1 axis/axes without a title"]
+
+
+def test_headers_that_are_words_are_not_a_dtype_row(tmp_path: Path) -> None:
+    page = _page(tmp_path, "<table><tr><th>date</th><th>time</th></tr><tr><td>a</td></tr></table>")
+    assert look_at(page).problems == []
 
 
 def test_the_page_leaves_out_cells_with_nothing_to_show(tmp_path: Path) -> None:

@@ -35,11 +35,16 @@ SMALL = {
 }
 
 
+#: The charts each report draws (with data to draw).
+CHARTS = {"explore-windows": 4, "fraud-review": 2, "recsys-eval": 2, "pipeline-health": 1}
+
+
 def assert_looks_published(folder: Path, manifest: dict[str, Any]) -> None:
-    """Chromium drew the page with nothing a published page should not show, and its
-    screenshot is beside it, linked from the index."""
+    """Chromium drew the page, every chart on it, with nothing a published page should not
+    show, and its screenshot is beside it, linked from the index."""
     page = manifest["page"]
     assert page["checked"] and page["problems"] == [], page
+    assert page["charts"] >= CHARTS[manifest["name"]], page
     shot = folder / "report.png"
     assert page["screenshot"] == "report.png" and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", shot.read_bytes()[16:24])
