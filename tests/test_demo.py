@@ -29,6 +29,7 @@ def fresh(tmp_path: Path) -> Settings:
                          local_postgres_port=free_port())  # fmt: skip
 
 
+@pytest.mark.timeout(600)  # two demos, each running every report: about 280 s on 2 cores
 def test_demo_runs_end_to_end_and_cleans_up(fresh: Settings) -> None:
     said: list[str] = []
     summaries: list[DemoResult] = []
@@ -58,14 +59,18 @@ def test_demo_runs_end_to_end_and_cleans_up(fresh: Settings) -> None:
     # A 300-user, one-hour demo is too small to judge quality (the eval's business): it says so.
     assert provenance["interactions"] > 300 and provenance["metrics"] == {}
     assert trained.metrics_note == TOO_LITTLE
-    # ...so its quality is shown on a seeded history beside it: ALS and the tuned baselines.
+    # ...so its quality is shown on a seeded history beside it (the recsys-eval report's):
+    # ALS and the tuned baselines, the ratio over the best of them.
     quality = result.recs.quality
     assert quality is not None and quality.data["kind"] == "simulated"
+    assert quality.data["report"] == result.reports["recsys-eval"].folder
     scores = quality.metrics
-    best = scores["best_baseline"]
-    assert set(scores["baselines"]) == {"popularity", "recent_popularity", "item_knn"}
-    best_ndcg = scores["baselines"][best]["ndcg@10"]
+    baselines = scores["baselines"]
+    assert set(baselines) == {"popularity", "recent_popularity", "item_knn"}
+    assert scores["best_baseline"] == max(baselines, key=baselines.__getitem__)
+    best_ndcg = baselines[scores["best_baseline"]]
     assert scores["ndcg_ratio"] == round(scores["ndcg@10"] / best_ndcg, 3)
+    assert scores["ndcg@10"] > best_ndcg  # ALS ahead of every tuned baseline on planted tastes
     assert result.recs.example["model_version"] == trained.version
     assert result.recs.example["items"] and "/v1/recommendations/" in result.recs.example_url
     # Every report ran on the run's data; the index lists them.
@@ -74,9 +79,12 @@ def test_demo_runs_end_to_end_and_cleans_up(fresh: Settings) -> None:
     )
     index = (fresh.reports_dir / "index.html").read_text()
     assert index.count('class="status-succeeded"') == 5
+    charts = {"explore-windows": 4, "fraud-review": 2, "recsys-eval": 2, "pipeline-health": 2,
+              "stream-vs-batch": 1}  # fmt: skip
     for name, report in result.reports.items():  # as Chromium draws them: publishable
         manifest = json.loads((Path(report.folder) / "manifest.json").read_text())
         assert manifest["page"]["checked"] and manifest["page"]["problems"] == [], name
+        assert manifest["page"]["charts"] >= charts[name], (name, manifest["page"])
         assert (Path(report.folder) / "report.png").is_file(), name
     # The first half hour's windows closed once event time passed 18:35.
     assert result.genre_windows > 0 and result.top_genre

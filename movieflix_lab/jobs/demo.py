@@ -12,10 +12,11 @@ running.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from types import MappingProxyType
@@ -62,8 +63,9 @@ class ServedRecs:
     #: ``GET example_url`` as the serve app answered it with the new version.
     example: dict[str, Any]
     example_url: str
-    #: ``eval recs`` on a seeded history beside the run (the run's own viewings are too
-    #: few per user to hold any out unless it runs for hours): ALS and its baselines.
+    #: The recsys-eval report's evaluation on a seeded history beside the run (the run's own
+    #: viewings are too few per user to hold any out unless it runs for hours): ALS and its
+    #: tuned baselines, from the report's key numbers.
     quality: RecsEvaluation | None = None
 
 
@@ -192,31 +194,46 @@ def _score_fraud(settings: Settings, labels: Path, config: Any) -> Any:
 QUALITY_USERS, QUALITY_DAYS = 600, 10.0
 
 
-def _train_recs(settings: Settings, labels: Path, url: str, say: Say, seed: int) -> ServedRecs:
-    """Train on the run's watch-history; wait until the serve app serves the new version;
-    score ALS against its baselines on a seeded history beside the run."""
-    from movieflix_lab.jobs.recs import run_recs_eval, train_recs
+def _train_recs(settings: Settings, labels: Path, url: str, say: Say) -> ServedRecs:
+    """Train on the run's watch-history; wait until the serve app serves the new version."""
+    from movieflix_lab.jobs.recs import train_recs
 
     trained = train_recs(settings, movies_path=labels / "movies.parquet")
     say(f"recommendation model {trained.version} trained on {trained.interactions:,} "
         f"viewings in {trained.fit_seconds:.2f} s")  # fmt: skip
     users = sorted(trained.sample_users) or ["u000001"]
+    key = settings.read_api_key
+    read_headers = {"x-api-key": key.get_secret_value()} if key is not None else {}
     example: dict[str, Any] = {}
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        response = httpx.get(f"{url}/v1/recommendations/{users[0]}?n=3", timeout=5)
+        response = httpx.get(f"{url}/v1/recommendations/{users[0]}?n=3", timeout=5,
+                             headers=read_headers)  # fmt: skip
         if response.status_code == 200 and response.json()["model_version"] == trained.version:
             example = response.json()
             break
         time.sleep(0.5)
     if not example:
         raise MovieflixError(f"the serve app did not pick up model {trained.version} in 30 s")
-    quality = run_recs_eval(seed=seed, users=QUALITY_USERS, days=QUALITY_DAYS)
-    scores = quality.metrics
-    say(f"recommendation quality on a seeded {QUALITY_DAYS:g}-day history of {QUALITY_USERS} "
-        f"users: NDCG@10 ALS {scores['ndcg@10']:.3f}, best baseline "
+    return ServedRecs(trained, example, f"{url}/v1/recommendations/{users[0]}")
+
+
+def _recs_quality(
+    reports: dict[str, ReportOutcome], config: Any, say: Say
+) -> RecsEvaluation | None:
+    """The recsys-eval report's evaluation (ALS and its tuned baselines on the seeded history
+    beside the run), from its manifest's key numbers: one evaluation, shown in both places."""
+    outcome = reports.get("recsys-eval")
+    if outcome is None or outcome.status != "succeeded":
+        return None
+    manifest = json.loads((Path(outcome.folder) / "manifest.json").read_text())
+    data = {"kind": "simulated", "seed": config.seed, "users": QUALITY_USERS,
+            "days": QUALITY_DAYS, "report": outcome.folder}  # fmt: skip
+    scores = dict(manifest["key_numbers"])
+    say(f"recommendation quality (recsys-eval, a seeded {QUALITY_DAYS:g}-day history of "
+        f"{QUALITY_USERS} users): NDCG@10 ALS {scores['ndcg@10']:.3f}, best baseline "
         f"{scores['best_baseline']} {scores['best_baseline_ndcg@10']:.3f}")  # fmt: skip
-    return ServedRecs(trained, example, f"{url}/v1/recommendations/{users[0]}", quality)
+    return RecsEvaluation(scores, data)
 
 
 def _run_reports(
@@ -308,8 +325,9 @@ def run_demo(
             evaluation = _score_fraud(settings, labels, config)
             result.fraud, result.fraud_model = evaluation.score, evaluation.model_quality
             result.recs_lag = wait_for_catch_up(settings, "recs")
-            result.recs = _train_recs(settings, labels, url, say, options.seed)
+            result.recs = _train_recs(settings, labels, url, say)
             result.reports = _run_reports(settings, labels, config, say)
+            result.recs = replace(result.recs, quality=_recs_quality(result.reports, config, say))
             result.reports_index = str(settings.reports_dir / "index.html")
             _summarise_windows(settings, result)
             _reconcile(settings, result)

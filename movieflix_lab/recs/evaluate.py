@@ -240,7 +240,12 @@ def evaluate_recs(
     baseline on the held-out latest movies. Returns the report: ALS's metrics
     (``ndcg@10``, ...), each baseline's under ``baselines`` (with the hyper-parameters
     its tuning chose), ``best_baseline`` and ``ndcg_ratio`` (ALS over the best baseline);
-    ``popularity_ndcg@10`` and the like are plain popularity's."""
+    ``popularity_ndcg@10`` and the like are plain popularity's.
+
+    Untuned (``tune_params=False``: a quick look, or a model trained with given
+    hyper-parameters), ALS's defaults are scored against plain popularity alone: tuning
+    the other baselines while ALS is not would be no fairer than comparing an untuned
+    baseline with a tuned ALS."""
     split = temporal_split(interactions, holdout=holdout, relevant=relevant)
     tuning: list[dict[str, Any]] = []
     chosen = params or ALSParams()
@@ -257,12 +262,16 @@ def evaluate_recs(
     report: dict[str, Any] = {key: round(value, 5) for key, value in als.items() if key != "users"}
     baselines: dict[str, dict[str, Any]] = {}
     matrix = train_matrix(split.train, movies)
-    for done, name in enumerate(BASELINES):
+    compared = list(BASELINES) if tune_params else ["popularity"]
+    for done, name in enumerate(compared):
         if progress:
-            progress("tuning the baselines", done, len(BASELINES))
-        chosen_point, grid_scores = tune_baseline(
-            name, split.train, movies, k=k, holdout=holdout, relevant=relevant
-        )
+            progress("tuning the baselines", done, len(compared))
+        if tune_params:
+            chosen_point, grid_scores = tune_baseline(
+                name, split.train, movies, k=k, holdout=holdout, relevant=relevant
+            )
+        else:
+            chosen_point, grid_scores = dict(BASELINES[name][0][0]), []
         scored = score_model(fit_baseline(name, matrix, chosen_point), split, k=k,
                              catalog_size=size)  # fmt: skip
         baselines[name] = {
@@ -271,7 +280,7 @@ def evaluate_recs(
             "tuning": grid_scores,
         }
     if progress:
-        progress("tuning the baselines", len(BASELINES), len(BASELINES))
+        progress("tuning the baselines", len(compared), len(compared))
     best = max(baselines, key=lambda name: baselines[name][f"ndcg@{k}"])
     report.update(
         {f"popularity_{key}": v for key, v in baselines["popularity"].items()

@@ -55,9 +55,9 @@ def _ipc_manager() -> type:
         def _ip_default(self) -> str:
             # Absolute, beside the connection file: the kernel runs in the notebooks folder,
             # the runner elsewhere, and both must name the same sockets.
-            base = self.connection_file or os.path.join(
-                jupyter_runtime_dir(), f"kernel-{uuid.uuid4().hex}.json"
-            )
+            runtime = jupyter_runtime_dir()
+            os.makedirs(runtime, mode=0o700, exist_ok=True)
+            base = self.connection_file or os.path.join(runtime, f"kernel-{uuid.uuid4().hex}.json")
             return os.path.splitext(os.path.abspath(base))[0] + "-ipc"
 
     return LocalKernelManager
