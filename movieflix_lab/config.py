@@ -143,11 +143,19 @@ class Settings(BaseSettings):
     # --- the gateway ------------------------------------------------------------------
     #: When set, ``POST /v1/events`` requires it in the ``X-API-Key`` header.
     api_key: SecretStr | None = None
+    #: When set, the endpoints that answer with user data (fraud alerts, recommendations,
+    #: similar movies) require it (``serve/auth.py``).
+    read_api_key: SecretStr | None = None
+    #: When set, ``/metrics`` requires it.
+    metrics_api_key: SecretStr | None = None
     gateway_host: str = "127.0.0.1"
     gateway_port: int = Field(8000, ge=1, le=65535)
     #: The most events one request may carry, and the most bytes one body may have.
     gateway_max_batch: int = Field(500, ge=1)
     gateway_max_body_bytes: int = Field(1_048_576, ge=1024)
+    #: How deeply a request body's JSON may nest (an event is an object in an array, its
+    #: fields one level more: a few levels are all a valid body needs).
+    gateway_max_json_depth: int = Field(16, ge=3, le=512)
     #: How far ahead of the gateway's clock an event's timestamp may be. Kafka refuses
     #: records stamped more than ``log.message.timestamp.after.max.ms`` (1 hour by default)
     #: ahead of the broker's clock; refusing earlier, with a 422 naming ``timestamp``, keeps
@@ -189,7 +197,8 @@ class Settings(BaseSettings):
             return {str(k): str(v) for k, v in value.items()}
         return value
 
-    @field_validator("kafka_bootstrap", mode="before")
+    @field_validator("kafka_bootstrap", "api_key", "read_api_key", "metrics_api_key",
+                     mode="before")  # fmt: skip
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value

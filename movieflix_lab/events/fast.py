@@ -365,7 +365,7 @@ def fast_batch(body: bytes) -> tuple[list[WireEvent], bool] | None:
     validates the body the full way, for the errors)."""
     try:
         parsed = _MANY.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):  # deep: not canonical
         return None
     items: Sequence[Any] = parsed if isinstance(parsed, list) else [parsed]
     events = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -17,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from movieflix_lab import __version__
 from movieflix_lab.config import Settings, get_settings
+from movieflix_lab.serve.auth import SECURITY_SCHEMES
 from movieflix_lab.serve.delivery import KafkaDelivery
 from movieflix_lab.serve.errors import error_response
 from movieflix_lab.serve.metrics import GatewayMetrics
@@ -54,6 +56,42 @@ class RequestCounter:
             self.metrics.requests.labels(route, str(status)).inc()
 
 
+class CatchAll:
+    """Any exception a route lets escape becomes a JSON 500 in the app's error shape, with a
+    request id (``X-Request-ID``) that the log line with the traceback carries too: the
+    client gets an answer and the connection stays open."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_tracking(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracking)
+        except Exception:
+            request_id = uuid.uuid4().hex
+            logger.exception("unexpected error answering %s %s (request id %s)",
+                             scope.get("method"), scope.get("path"), request_id)  # fmt: skip
+            if started:  # the answer was under way: nothing sane to add to it
+                raise
+            response = error_response(
+                500, "internal error",
+                [{"field": "request", "message": f"request id {request_id}: the error is logged"}],
+                headers={"x-request-id": request_id},
+            )  # fmt: skip
+            await response(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -83,6 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = GatewayMetrics()
 
+    app.add_middleware(CatchAll)
     app.add_middleware(RequestCounter, metrics=app.state.metrics)
 
     # Routes are matched in order and matching costs: the hot paths first.
@@ -111,6 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 events.body_definitions()
             )
             schema.setdefault("paths", {}).update(recs.OPENAPI_PATHS)
+            schema["components"]["securitySchemes"] = SECURITY_SCHEMES
             # Invalid parameters are answered in the app's error shape (``invalid_request``),
             # not FastAPI's default: say so in the document.
             text = json.dumps(schema).replace(

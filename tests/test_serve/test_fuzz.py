@@ -26,11 +26,16 @@ from movieflix_lab.kafka.catalog import create_topics
 from movieflix_lab.lab import simulated_history
 from tests.fixtures.kafka import free_port, with_settings
 
+KEY = "fuzz-key"
+
 
 @pytest.fixture(scope="module")
 def served(kafka: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("fuzz")
-    local = with_settings(kafka, models_dir=home / "models", data_dir=home / "data")
+    # Keyed, as the OpenAPI document says it may be: the fuzzer sends the key, and checks
+    # that a request without it, or with a wrong one, is refused.
+    local = with_settings(kafka, models_dir=home / "models", data_dir=home / "data",
+                          api_key=KEY, read_api_key=KEY)  # fmt: skip
     create_topics(local)
     interactions, _ = simulated_history(seed=3, users=200, days=5, movies=300)
     train_recs(local, interactions=interactions, tune=False, source={"kind": "test"})
@@ -80,7 +85,7 @@ def test_no_5xx_and_every_answer_matches_the_schema(
         @settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck),
                   database=None)  # fmt: skip
         def check(case: schemathesis.Case) -> None:
-            response = case.call()
+            response = case.call(headers={"X-API-Key": KEY})
             calls[response.status_code] += 1
             if mode is GenerationMode.POSITIVE:
                 case.validate_response(response, excluded_checks=[positive_data_acceptance])

@@ -12,8 +12,8 @@ the copy. An acknowledged event is never lost.
 
 from __future__ import annotations
 
-import hmac
 import json
+import re
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -27,6 +27,7 @@ from pydantic import BaseModel
 from movieflix_lab.events.codec import EventDecodeError, decode_batch, event_json_schema
 from movieflix_lab.events.fast import WireEvent, fast_batch
 from movieflix_lab.events.models import EventBase
+from movieflix_lab.serve.auth import SECURED, refused
 from movieflix_lab.serve.delivery import EventRefusedError, KafkaUnavailableError
 from movieflix_lab.serve.dependencies import DeliveryDep, MetricsDep, SettingsDep
 from movieflix_lab.serve.errors import ErrorBody, error_response
@@ -37,6 +38,8 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1", tags=["events"])
 
 RETRY_AFTER_S = "2"
+#: ``application/json`` and ``application/*+json``, with parameters (``; charset=utf-8``).
+_JSON_TYPE = re.compile(r"^\s*application/([\w.-]+\+)?json\s*(;.*)?$", re.IGNORECASE)
 
 
 class AcceptedEvent(BaseModel):
@@ -109,21 +112,44 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _authorized(request: Request, expected: str) -> bool:
-    given = request.headers.get("x-api-key")
-    if given is None:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        given = token if scheme.lower() == "bearer" else None
-    return given is not None and hmac.compare_digest(given.encode(), expected.encode())
+def _depth(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests no deeper than ``limit`` (iteratively: no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            if level > limit:
+                return False
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, level + 1) for child in children if isinstance(child, dict | list))
+    return True
+
+
+def _parse(body: bytes, max_depth: int) -> Any:
+    """The body as JSON, or ``ValueError`` saying what is wrong with it: not UTF-8 JSON (a
+    BOM, NaN or Infinity, a number beyond a double included) or nested deeper than
+    ``max_depth``. orjson checks it first (it never recurses unbounded); the values then come
+    from ``json`` (integers beyond 64 bits exact; a key given twice: the last one, as on the
+    fast path)."""
+    try:
+        checked = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(str(exc)) from None
+    if not _depth(checked, max_depth):
+        raise ValueError(f"nested deeper than {max_depth} levels (gateway_max_json_depth)")
+    try:
+        return json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(str(exc)) from None
 
 
 def _validate(
-    body: bytes, max_batch: int, metrics: GatewayMetrics
+    body: bytes, max_batch: int, max_depth: int, metrics: GatewayMetrics
 ) -> tuple[Sequence[EventBase | WireEvent], bool] | JSONResponse:
     """The full validation (pydantic): any spelling of an event, or the errors by field."""
     try:
-        payload = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        payload = _parse(body, max_depth)
+    except ValueError as exc:
         metrics.rejects.labels("malformed_json").inc()
         return error_response(400, "malformed JSON", [{"field": "body", "message": str(exc)}])
 
@@ -160,7 +186,12 @@ def _validate(
     response_model=IngestResponse,
     summary="Ingest one event or a batch",
     responses={
-        400: {"model": ErrorBody, "description": "Malformed JSON."},
+        400: {
+            "model": ErrorBody,
+            "description": "Malformed JSON (not UTF-8 JSON; a BOM, NaN or Infinity; nested"
+            " deeper than `gateway_max_json_depth`).",
+        },
+        415: {"model": ErrorBody, "description": "A content type other than JSON."},
         401: {"model": ErrorBody, "description": "Missing or wrong API key."},
         413: {"model": ErrorBody, "description": "Body or batch too large."},
         422: {
@@ -171,10 +202,11 @@ def _validate(
         503: {"model": ErrorBody, "description": "Kafka unavailable: retry after Retry-After."},
     },
     openapi_extra={
+        "security": SECURED,
         "requestBody": {
             "required": True,
             "content": {"application/json": {"schema": _BODY["schema"]}},
-        }
+        },
     },
 )
 async def ingest(
@@ -182,14 +214,16 @@ async def ingest(
 ) -> Response:
     """Validate, route each event to its topic (key = user id), wait for Kafka's ack."""
     started = time.perf_counter()
-    if settings.api_key_value is not None and not _authorized(request, settings.api_key_value):
+    if (denied := refused(request, settings.api_key_value)) is not None:
         metrics.rejects.labels("unauthorized").inc()
+        return denied
+    kind = request.headers.get("content-type")
+    if kind is not None and not _JSON_TYPE.match(kind):
+        metrics.rejects.labels("malformed_json").inc()
         return error_response(
-            401,
-            "missing or wrong API key",
-            [{"field": "X-API-Key", "message": "send the key in the X-API-Key header"}],
-            headers={"www-authenticate": "ApiKey"},
-        )
+            415, "the body must be JSON",
+            [{"field": "body", "message": f"Content-Type {kind[:80]!r}: send application/json"}],
+        )  # fmt: skip
     try:
         body = await _read_body(request, settings.gateway_max_body_bytes)
     except _TooLarge:
@@ -203,7 +237,9 @@ async def ingest(
     if fast is not None and fast[0] and len(fast[0]) <= settings.gateway_max_batch:
         events, batch = fast  # canonical events: parsed and validated in one pass
     else:
-        parsed = _validate(body, settings.gateway_max_batch, metrics)
+        parsed = _validate(
+            body, settings.gateway_max_batch, settings.gateway_max_json_depth, metrics
+        )
         if isinstance(parsed, JSONResponse):
             return parsed
         events, batch = parsed

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from movieflix_lab.config import Settings
 from movieflix_lab.kafka.catalog import FRAUD_SIGNALS
 from movieflix_lab.kafka.tail import TopicTail
+from movieflix_lab.serve.auth import SECURED, UNAUTHORIZED, refused, secret
 from movieflix_lab.serve.dependencies import SettingsDep
 from movieflix_lab.serve.errors import error_response
 
@@ -84,7 +85,12 @@ def _feed(request: Request, settings: Settings) -> AlertFeed:
         return feed
 
 
-@router.get("/alerts", summary="Recent fraud alerts, newest first")
+@router.get(
+    "/alerts",
+    summary="Recent fraud alerts, newest first",
+    responses=UNAUTHORIZED,
+    openapi_extra={"security": SECURED},
+)
 async def alerts(
     request: Request,
     settings: SettingsDep,
@@ -102,6 +108,8 @@ async def alerts(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="At most this many.")] = 100,
 ) -> JSONResponse:
+    if (denied := refused(request, secret(settings.read_api_key))) is not None:
+        return denied
     try:
         feed = await anyio.to_thread.run_sync(_feed, request, settings)
     except Exception as exc:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import anyio
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from movieflix_lab.serve.dependencies import DeliveryDep, MetricsDep
+from movieflix_lab.serve.auth import SECURED, UNAUTHORIZED, refused, secret
+from movieflix_lab.serve.dependencies import DeliveryDep, MetricsDep, SettingsDep
 
 __all__ = ["router"]
 
@@ -37,8 +38,13 @@ async def readyz(delivery: DeliveryDep) -> JSONResponse:
     summary="Prometheus metrics",
     response_class=Response,
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
-                     "description": "The Prometheus text format."}},
+                     "description": "The Prometheus text format."}, **UNAUTHORIZED},
+    openapi_extra={"security": [*SECURED, {}]},  # keyed only when MOVIEFLIX_METRICS_API_KEY is
 )  # fmt: skip
-async def metrics(metrics: MetricsDep, delivery: DeliveryDep) -> Response:
+async def metrics(
+    request: Request, settings: SettingsDep, metrics: MetricsDep, delivery: DeliveryDep
+) -> Response:
+    if (denied := refused(request, secret(settings.metrics_api_key))) is not None:
+        return denied
     metrics.kafka_up.set(1 if delivery.kafka_up else 0)
     return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

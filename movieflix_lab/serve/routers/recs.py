@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from movieflix_lab.recs.model import RecsModel
+from movieflix_lab.serve.auth import SECURED, refused, secret
 from movieflix_lab.serve.errors import error_response
 from movieflix_lab.serve.recs_service import RecsService
 
@@ -84,6 +85,8 @@ def _model(request: Request) -> tuple[RecsModel | None, RecsService | None]:
 async def recommendations(request: Request) -> Response:
     """Ranked movies (title, genre, score), already-watched ones filtered; a user with no
     history gets recent popularity (``strategy: popularity``)."""
+    if (denied := refused(request, secret(request.app.state.settings.read_api_key))) is not None:
+        return denied
     user_id = request.path_params["user_id"]
     model, service = _model(request)
     try:
@@ -109,6 +112,8 @@ async def recommendations(request: Request) -> Response:
 
 async def similar(request: Request) -> Response:
     """The movies whose ALS vectors are closest (cosine) to this one's."""
+    if (denied := refused(request, secret(request.app.state.settings.read_api_key))) is not None:
+        return denied
     movie_id = request.path_params["movie_id"]
     model, service = _model(request)
     try:
@@ -159,11 +164,13 @@ def _operation(
             "tags": ["recommendations"],
             "summary": summary,
             "parameters": parameters,
+            "security": SECURED,
             "responses": {
                 "200": {
                     "description": "Successful Response",
                     "content": {"application/json": {"schema": body}},
                 },
+                "401": _ERROR,
                 "404": _ERROR,
                 "422": _ERROR,
                 "503": _ERROR,
