@@ -123,6 +123,20 @@ lab.table(delays.group_by("scenario").agg(pl.len().alias("incidents caught"),
 # ## Example incidents and their evidence
 
 # %%
+def evidence(found):
+    """An alert's evidence in one line: what it holds (a topic's rows carry every key of every
+    detector, empty where not theirs), long lists cut to their first few."""
+    parts = []
+    for key, value in found.items():
+        if value is None:
+            continue
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in value.items() if v is not None)
+        elif isinstance(value, list):
+            value = f"{len(value)} ({', '.join(map(str, value[:2]))}{', …' if len(value) > 2 else ''})"
+        parts.append(f"{key}: {value}")
+    return "; ".join(parts)
+
 shown_rows = []
 for scenario in ("binge_bot", "credential_stuffing", "account_takeover", "quiet_takeover", "account_sharing", "slow_stuffing", "scraper"):
     shown = 0
@@ -137,7 +151,7 @@ for scenario in ("binge_bot", "credential_stuffing", "account_takeover", "quiet_
         first = min(mine, key=lambda a: a["event_time_ms"])
         shown_rows.append({"scenario": scenario, "entity": incident["entity_id"], "detector": first["detector"],
                            "severity": first["severity"], "decisive event (UTC)": first["event_time"][:19].replace("T", " "),
-                           "evidence": "; ".join(f"{k}: {v}" for k, v in first["evidence"].items())})
+                           "evidence": evidence(first["evidence"])})
 lab.table(shown_rows, caption="the first alert on each example incident, with the evidence it carries") if shown_rows else print("no incident was alerted")
 
 # %%

@@ -53,10 +53,11 @@ def format_value(value: Any) -> str:
         return value.strftime("%Y-%m-%d %H:%M:%S").removesuffix(":00") + " UTC"
     if isinstance(value, date):
         return value.isoformat()
-    if isinstance(value, Mapping | list | tuple):
-        return ", ".join(format_value(v) for v in value) if not isinstance(value, Mapping) else (
-            ", ".join(f"{k}: {format_value(v)}" for k, v in value.items())
-        )  # fmt: skip
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}: {format_value(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple):  # a list of records: one per "; "
+        joiner = "; " if any(isinstance(v, Mapping) for v in value) else ", "
+        return joiner.join(format_value(v) for v in value)
     return str(value)
 
 
