@@ -40,4 +40,9 @@ class KafkaUnavailable(MovieflixError):
 
 
 class TopicError(MovieflixError):
-    """Creating, altering or describing a topic failed."""
+    """Creating, altering or describing a topic failed; ``retriable`` when Kafka says the
+    same request may succeed later (a leader not yet elected on a fresh broker)."""
+
+    def __init__(self, message: str, *, retriable: bool = False) -> None:
+        super().__init__(message)
+        self.retriable = retriable

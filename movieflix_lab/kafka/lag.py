@@ -117,7 +117,10 @@ def consumer_lag(
         end = {(tp.topic, tp.partition): f.result().offset for tp, f in latest.items()}
         start = {(tp.topic, tp.partition): f.result().offset for tp, f in earliest.items()}
     except KafkaException as exc:
-        raise TopicError(f"could not read consumer offsets: {exc.args[0].str()}") from None
+        error = exc.args[0]
+        raise TopicError(
+            f"could not read consumer offsets: {error.str()}", retriable=error.retriable()
+        ) from None
     rows = []
     for (group, topic, partition), offset in sorted(committed.items()):
         log_end = end[(topic, partition)]

@@ -12,6 +12,7 @@ from quixstreams.sinks import BaseSink
 
 from movieflix_lab.config import Settings
 from movieflix_lab.kafka.catalog import all_topics, create_topics
+from movieflix_lab.kafka.exceptions import TopicError
 from movieflix_lab.kafka.lag import PartitionLag, consumer_lag, unread
 from movieflix_lab.sinks.parquet import ParquetSink
 from movieflix_lab.sinks.postgres import TABLES, PostgresSink
@@ -215,11 +216,19 @@ def outstanding(
 
 
 def wait_for_catch_up(settings: Settings, app: str, timeout: float = 120.0) -> int:
-    """Wait until ``app`` has read everything (repartition topics too); returns what is left."""
+    """Wait until ``app`` has read everything (repartition topics too); returns what is left.
+    A retriable Kafka error while polling (a partition's leader not yet elected on a fresh
+    broker) is another poll, until the deadline."""
     deadline = time.monotonic() + timeout
     left = -1
     while time.monotonic() < deadline:
-        left = outstanding(settings, app, "at-least-once")
+        try:
+            left = outstanding(settings, app, "at-least-once")
+        except TopicError as exc:
+            if not exc.retriable or time.monotonic() > deadline - 1:
+                raise
+            time.sleep(1.0)
+            continue
         if left == 0:
             return 0
         time.sleep(1.0)
