@@ -21,7 +21,7 @@ from typing import Any
 
 import polars as pl
 
-from movieflix_lab.recs.baselines import BASELINES, fit_baseline, train_matrix
+from movieflix_lab.recs.baselines import BASELINES, TrainMatrix, fit_baseline, train_matrix
 from movieflix_lab.recs.confidence import Confidence
 from movieflix_lab.recs.data import aggregate
 from movieflix_lab.recs.model import ALSParams, RecsModel
@@ -195,17 +195,11 @@ def tune(
 
 
 def tune_baseline(
-    name: str,
-    train: pl.DataFrame,
-    movies: pl.DataFrame | None,
-    *,
-    k: int = 10,
-    holdout: float = 0.2,
-    relevant: str = "liked",
+    name: str, validation: Split, matrix: TrainMatrix, *, k: int = 10
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Baseline ``name``'s grid point with the best validation NDCG@k (as :func:`tune`)."""
-    validation = temporal_split(train, holdout=holdout, relevant=relevant)
-    matrix = train_matrix(validation.train, movies)
+    """Baseline ``name``'s grid point with the best validation NDCG@k (as :func:`tune`);
+    ``matrix`` is ``validation.train``'s (:func:`~movieflix_lab.recs.baselines.train_matrix`),
+    built once for every baseline."""
     results = []
     best: tuple[float, dict[str, Any]] | None = None
     for point in BASELINES[name][0]:
@@ -263,13 +257,14 @@ def evaluate_recs(
     baselines: dict[str, dict[str, Any]] = {}
     matrix = train_matrix(split.train, movies)
     compared = list(BASELINES) if tune_params else ["popularity"]
+    if tune_params:
+        validation = temporal_split(split.train, holdout=holdout, relevant=relevant)
+        validation_matrix = train_matrix(validation.train, movies)
     for done, name in enumerate(compared):
         if progress:
             progress("tuning the baselines", done, len(compared))
         if tune_params:
-            chosen_point, grid_scores = tune_baseline(
-                name, split.train, movies, k=k, holdout=holdout, relevant=relevant
-            )
+            chosen_point, grid_scores = tune_baseline(name, validation, validation_matrix, k=k)
         else:
             chosen_point, grid_scores = dict(BASELINES[name][0][0]), []
         scored = score_model(fit_baseline(name, matrix, chosen_point), split, k=k,

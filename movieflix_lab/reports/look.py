@@ -13,6 +13,7 @@ reads back the text a reader sees and what was drawn, and writes a full-page scr
 from __future__ import annotations
 
 import base64
+import html
 import json
 import os
 import re
@@ -134,11 +135,11 @@ def look_at(page: Path, screenshot: Path | None = None, *, timeout: float = 120)
     browser = chromium()
     if browser is None:
         raise FileNotFoundError("Chromium is not installed: apt-get install chromium")
-    html = page.read_text()
+    text_of_page = page.read_text()
     look = PageLook()
     with tempfile.TemporaryDirectory(prefix="look-") as tmp:
         probe = Path(tmp) / "probe.html"
-        probe.write_text(html.replace("</body>", PROBE, 1))
+        probe.write_text(text_of_page.replace("</body>", PROBE, 1))
         dom = _run(browser, Path(tmp) / "profile", "--virtual-time-budget=5000",
                    f"--window-size={WIDTH},900", "--dump-dom", probe.as_uri(),
                    timeout=timeout)  # fmt: skip
@@ -146,9 +147,7 @@ def look_at(page: Path, screenshot: Path | None = None, *, timeout: float = 120)
         if not found:
             look.problems.append("Chromium did not load the page")
             return look
-        import html as html_lib
-
-        result = json.loads(html_lib.unescape(found.group(1)))
+        result = json.loads(html.unescape(found.group(1)))
         look.charts = result["charts"]
         if result["drawn"] != result["charts"]:
             look.problems.append(f"{result['charts'] - result['drawn']} chart(s) not drawn")
@@ -160,7 +159,7 @@ def look_at(page: Path, screenshot: Path | None = None, *, timeout: float = 120)
                 line = text[text.rfind("\n", 0, hit.start()) + 1 :].split("\n", 1)[0]
                 look.problems.append(f"{what}: {line.strip()[:120]!r}")
                 break
-        for number, svg in enumerate(_svgs(html), 1):
+        for number, svg in enumerate(_svgs(text_of_page), 1):
             titles = chart_titles(svg)
             name = (titles["title"] or [f"chart {number}"])[0]
             if not titles["title"]:

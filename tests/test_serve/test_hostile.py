@@ -135,7 +135,7 @@ def test_every_endpoint_with_user_data_needs_the_read_key(kafka: Settings) -> No
             for headers in ({"x-api-key": "read-key"}, {"authorization": "Bearer read-key"}):
                 right = client.get(path, headers=headers)
                 # Past the key: alerts answer, recommendations say there is no model yet.
-                assert right.status_code in (200, 503) and right.status_code != 401, path
+                assert right.status_code in (200, 503), path
         assert client.get("/v1/fraud/alerts", headers={"x-api-key": "read-key"}).status_code == 200
         assert client.get("/metrics").status_code == 401
         assert client.get("/metrics", headers={"x-api-key": "read-key"}).status_code == 401
@@ -150,7 +150,6 @@ def test_every_endpoint_with_user_data_needs_the_read_key(kafka: Settings) -> No
         )
         assert client.get("/healthz").status_code == 200  # open
         assert client.get("/readyz").status_code in (200, 503)  # open: not a 401
-        assert client.get("/readyz").status_code != 401
 
 
 def test_without_keys_the_readers_are_open(kafka: Settings) -> None:
