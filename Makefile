@@ -11,7 +11,7 @@ INSTALLED := $(VENV)/.installed
 KAFKA_LIBS := .kafka/libs/.pom.sha256
 PYTEST_ARGS ?=
 
-.PHONY: help setup sysdeps kafka demo test test-fast lab check format clean bench soak
+.PHONY: help setup sysdeps kafka demo test test-fast lab check format clean bench soak soak-recovery
 
 help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "; printf "MovieFlix Lab targets:\n"} \
@@ -54,10 +54,10 @@ demo: setup ## Set up, then run the main job end to end.
 	@$(CLI) demo
 
 test: setup ## Set up, then run the test suite against a real Kafka broker.
-	@$(BIN)/pytest $(PYTEST_ARGS)
+	@$(BIN)/pytest -m "not soak" $(PYTEST_ARGS)
 
 test-fast: $(INSTALLED) ## The tests of pure logic only (no broker, no PostgreSQL): under 2 minutes.
-	@$(BIN)/pytest -m "not integration" $(PYTEST_ARGS)
+	@$(BIN)/pytest -m "not integration and not soak" $(PYTEST_ARGS)
 
 lab: setup ## JupyterLab on notebooks/ (movieflix-lab kernel, 127.0.0.1, root too); LAB_ARGS="--port N".
 	@$(CLI) lab $(LAB_ARGS)
@@ -76,6 +76,9 @@ bench: setup ## Run the benchmarks; results in reports/benchmarks/.
 
 soak: setup ## Ten minutes of traffic with a 10x burst; lag, recovery, memory (reports/soak/).
 	@$(CLI) soak $(SOAK_ARGS)
+
+soak-recovery: setup ## The long crash loops left out of `make test` (at-least-once SIGKILL twins).
+	@$(BIN)/pytest -m soak $(PYTEST_ARGS)
 
 check: $(INSTALLED) ## Lint and type-check (ruff, mypy).
 	@$(BIN)/ruff check movieflix_lab tests benchmarks scripts notebooks

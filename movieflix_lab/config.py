@@ -95,6 +95,13 @@ class Settings(BaseSettings):
     postgres_dsn: SecretStr | None = None
     #: Consumer groups are ``<prefix><app>``: another prefix runs an independent copy.
     stream_group_prefix: str = "movieflix-"
+    #: Each stream app serves Prometheus ``/metrics`` on this port plus its place in
+    #: ``analytics, fraud, recs`` (9470, 9471, 9472); 0 turns them off. When the port is
+    #: taken (a second instance on the same machine) the app takes a free one and logs it.
+    stream_metrics_port: int = Field(9470, ge=0, le=65533)
+    stream_metrics_host: str = "127.0.0.1"
+    #: Seconds between the consumer's statistics (its lag per partition on ``/metrics``).
+    stream_metrics_interval_s: float = Field(5.0, ge=0.1, le=300)
 
     # --- fraud detection (the seed's numbers by default) -----------------------------
     #: A user starting this many movies within the window is a binge bot.
@@ -294,6 +301,15 @@ def child_environment(settings: Settings | None = None, **overrides: str) -> dic
         env = {k: v for k, v in env.items() if not k.startswith("MOVIEFLIX_")}
         env.update(settings_environment(settings))
     return {**env, **{f"MOVIEFLIX_{k.upper()}": v for k, v in overrides.items()}}
+
+
+#: prometheus_client's multiprocess mode: set (to a folder) for ``serve --workers N``.
+PROMETHEUS_MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def prometheus_multiproc_dir() -> str | None:
+    """The folder the serve app's workers share their metrics through, if they do."""
+    return os.environ.get(PROMETHEUS_MULTIPROC_ENV) or None
 
 
 @contextmanager

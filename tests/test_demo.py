@@ -94,6 +94,17 @@ def test_demo_runs_end_to_end_and_cleans_up(fresh: Settings) -> None:
     for name, check in checks.items():
         assert check.closed > 0 and check.equal == check.closed and not check.missing, name
     assert result.reconciled
+    # Each app's /metrics, scraped at the end: caught up, everything read, nothing dead.
+    scraped = result.stream_metrics
+    assert set(scraped) == {"analytics", "fraud", "recs"}
+    for app, metrics in scraped.items():
+        assert metrics.lag == 0 and metrics.partitions > 0 and metrics.dead_letters == 0, app
+        assert metrics.checkpoints > 0, app
+    counts = result.topic_messages
+    # Analytics reads each viewing and search, then each again from its repartition topic.
+    assert scraped["analytics"].records >= counts["watch-history"] + counts["search-events"]
+    assert 0 < scraped["recs"].records <= counts["watch-history"]
+    assert scraped["analytics"].windows_closed >= result.genre_windows > 0
     # The PostgreSQL sink ran on a local server of the demo's own (Debian's postgresql).
     rows = result.postgres_rows
     assert rows["watch_history"] > 100 and rows["genre_watch_time"] > 0, rows
@@ -121,6 +132,9 @@ def test_demo_runs_end_to_end_and_cleans_up(fresh: Settings) -> None:
     out = again.stdout
     assert "MovieFlix Lab demo" in out and f"{events:,}" in out
     assert "stream vs batch" in out
+    assert "analytics app /metrics" in out
+    for line in (out + again.stderr).splitlines():  # librdkafka's lines go through logging
+        assert not re.match(r"\s*(%\d\||[A-Z]{4,12} \[(rdkafka|thrd))", line), line
     for output in OUTPUTS:  # printed as reconciled: every closed window equal to the batch
         found = re.search(rf"{output}: ([\d,]+) windows closed, ([\d,]+) equal to the batch", out)
         assert found and found[1] == found[2], output

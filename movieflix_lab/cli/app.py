@@ -10,6 +10,7 @@ from rich.console import Console
 
 from movieflix_lab.config import Settings, get_settings
 from movieflix_lab.exceptions import ConfigError
+from movieflix_lab.logs import configure_logging
 
 console = Console()
 err_console = Console(stderr=True)
@@ -41,9 +42,12 @@ app.add_typer(import_app, name="import")
 
 @app.callback()
 def _root(
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks on errors, and the log from INFO up.")
+    ] = False,
 ) -> None:
     cli_options["debug"] = debug
+    configure_logging(debug=debug, console=err_console)
 
 
 def settings() -> Settings:

@@ -226,5 +226,7 @@ def demo_table(result: Any) -> Table:
         table.add_row("  reports index", result.reports_index)
     for name, rows in result.postgres_rows.items():
         table.add_row(f"  PostgreSQL {name}", f"{rows:,} rows")
+    for app, metrics in result.stream_metrics.items():
+        table.add_row(f"{app} app /metrics", f"{metrics.url}: {metrics.line()}")
     table.add_row("gateway", result.gateway_url)
     return table

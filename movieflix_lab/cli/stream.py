@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
 from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated
@@ -43,6 +45,15 @@ def stream(
         float,
         typer.Option(min=0, help="Window grace period, seconds (a replay needs its span)."),
     ] = 300.0,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=65533,
+            help="Serve Prometheus /metrics on this port (0: none); with `all`, the first of"
+            " three. Default: MOVIEFLIX_STREAM_METRICS_PORT (9470) plus the app's place.",
+        ),
+    ] = None,
 ) -> None:
     """Run a stream app (Quix Streams) until Ctrl-C, or until --timeout of quiet."""
 
@@ -51,9 +62,14 @@ def stream(
     from movieflix_lab.kafka.client import wait_until_reachable
     from movieflix_lab.streams.runner import APPS
 
-    if name == "all":
+    if name == "all":  # each app prints where its metrics are
         args = ["--timeout", str(timeout), "--guarantee", guarantee.value, "--grace", str(grace)]
-        commands = {app: ["stream", app, *args, "--instance", instance] for app in APPS}
+        commands = {}
+        for place, app in enumerate(APPS):
+            ports = [] if metrics_port is None else [
+                "--metrics-port", str(metrics_port + place if metrics_port else 0)
+            ]  # fmt: skip
+            commands[app] = ["stream", app, *args, "--instance", instance, *ports]
         run_together(commands, say=console.print)
         return
     if name not in APPS:
@@ -63,7 +79,7 @@ def stream(
     console.print(f"stream app [bold]{name}[/] ({guarantee.value}, instance {instance})")
     run = run_stream(
         s, name, timeout=timeout, guarantee=guarantee.value, instance=instance,
-        grace=timedelta(seconds=grace),
+        grace=timedelta(seconds=grace), metrics_port=metrics_port, say=console.print,
     )  # fmt: skip
     summary = run.summary
     left = f", {summary.outstanding:,} records left to read" if summary.outstanding else ""
@@ -95,15 +111,21 @@ def serve(
     """Run the HTTP gateway (POST /v1/events) with /healthz, /readyz, /metrics, /docs."""
     import uvicorn
 
+    from movieflix_lab.config import PROMETHEUS_MULTIPROC_ENV, environment_overlay
+
     s = settings()
     bind_host, bind_port = host or s.gateway_host, port or s.gateway_port
     console.print(f"serving on [bold]http://{bind_host}:{bind_port}[/] (docs at /docs)")
-    uvicorn.run(
-        "movieflix_lab.serve.app:create_app",
-        factory=True,
-        workers=workers,
-        host=bind_host,
-        port=bind_port,
-        log_level="warning",
-        access_log=False,
-    )
+    with contextlib.ExitStack() as stack:
+        if workers > 1:  # one /metrics for all workers: their values shared through files
+            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="movieflix-metrics-"))
+            stack.enter_context(environment_overlay({PROMETHEUS_MULTIPROC_ENV: folder}))
+        uvicorn.run(
+            "movieflix_lab.serve.app:create_app",
+            factory=True,
+            workers=workers,
+            host=bind_host,
+            port=bind_port,
+            log_level="warning",
+            access_log=False,
+        )

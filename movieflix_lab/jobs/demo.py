@@ -13,6 +13,7 @@ running.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -32,6 +33,9 @@ from movieflix_lab.jobs.recs import RecsEvaluation, TrainedModel
 from movieflix_lab.lab.reconcile import Reconciliation
 from movieflix_lab.simulate.runner import ProgressCallback
 from movieflix_lab.simulate.traffic import FRAUD_SCENARIOS, HARD_NEGATIVES
+from movieflix_lab.streams.metrics import MetricsSnapshot, free_metrics_port, scrape
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["DemoOptions", "DemoResult", "ReportOutcome", "ServedRecs", "run_demo"]
 
@@ -101,6 +105,8 @@ class DemoResult:
     recs_lag: int = 0
     #: Each windowed output against the batch computation over the same offsets.
     reconciliation: Reconciliation = field(default_factory=Reconciliation)
+    #: Each stream app's ``/metrics`` as scraped at the end of the run, by app.
+    stream_metrics: dict[str, MetricsSnapshot] = field(default_factory=dict)
     #: Every report run on this run's data, by name.
     reports: dict[str, ReportOutcome] = field(default_factory=dict)
     reports_index: str = ""
@@ -268,6 +274,21 @@ def _run_reports(
     return done
 
 
+def _scrape_metrics(settings: Settings, ports: dict[str, int]) -> dict[str, MetricsSnapshot]:
+    """Each app's ``/metrics`` once its statistics are fresh (they come every
+    ``stream_metrics_interval_s``); an app that does not answer is left out."""
+    time.sleep(settings.stream_metrics_interval_s + 0.5)
+    key = settings.metrics_api_key.get_secret_value() if settings.metrics_api_key else None
+    scraped = {}
+    for app, port in ports.items():
+        url = f"http://{settings.stream_metrics_host}:{port}/metrics"
+        try:
+            scraped[app] = scrape(url, key=key)
+        except httpx.HTTPError as exc:
+            logger.warning("could not scrape %s: %s", url, exc)
+    return scraped
+
+
 def run_demo(
     settings: Settings,
     options: DemoOptions,
@@ -287,11 +308,12 @@ def run_demo(
         created = sum(r.status == "created" for r in reports)
         say(f"topics: {len(reports)} in the catalog, {created} created")
 
+        ports = {app: free_metrics_port(settings, app) for app in ("analytics", "fraud", "recs")}
         with (
             postgres_sink(settings, say) as dsn,
-            stream_process(settings, postgres_dsn=dsn),
-            stream_process(settings, "fraud"),
-            stream_process(settings, "recs"),
+            stream_process(settings, postgres_dsn=dsn, metrics_port=ports["analytics"]),
+            stream_process(settings, "fraud", metrics_port=ports["fraud"]),
+            stream_process(settings, "recs", metrics_port=ports["recs"]),
             gateway_process(settings) as url,
         ):
             say("analytics stream app started (genre watch time, search volume)")
@@ -334,6 +356,7 @@ def run_demo(
             if dsn is not None:
                 time.sleep(settings.stream_commit_interval_s + 1)  # the sink writes at checkpoints
                 result.postgres_rows = _postgres_rows(dsn)
+            result.stream_metrics = _scrape_metrics(settings, ports)
             summary(result)
             if not options.exit_after and wait_for_interrupt is not None:
                 say(f"serving at {url} (docs at {url}/docs); Ctrl-C to stop")

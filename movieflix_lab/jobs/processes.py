@@ -62,19 +62,23 @@ def stream_process(
     *,
     postgres_dsn: str | None = None,
     log: Path | None = None,
+    metrics_port: int | None = None,
     **overrides: str,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """``movieflix-lab stream APP`` in a child process, stopped with Ctrl-C's signal.
 
     ``overrides`` are settings for the child only (``stream_group_prefix="eval-"``); with
     ``log`` its output goes to that file, else nowhere. Raises when the app exited on its
-    own before the block ended.
+    own before the block ended. ``metrics_port``: where it serves ``/metrics`` (default: its
+    port from the settings, or a free one when that is taken).
     """
     if postgres_dsn:
         overrides["postgres_dsn"] = postgres_dsn
     env = child_environment(settings, **overrides)
     with open(log, "wb") if log is not None else _nowhere() as out:
-        process = spawn(["stream", app], env, stdout=out, stderr=subprocess.STDOUT if log else None)
+        ports = [] if metrics_port is None else ["--metrics-port", str(metrics_port)]
+        process = spawn(["stream", app, *ports], env, stdout=out,
+                        stderr=subprocess.STDOUT if log else None)  # fmt: skip
         try:
             yield process
             if process.poll() is not None:
@@ -132,18 +136,29 @@ def run_together(
     commands: Mapping[str, Sequence[str]], *, say: Callable[[str], None] = lambda _: None
 ) -> None:
     """Run each command (``movieflix-lab ARGS``) in a process of its own, output shared,
-    until all end; Ctrl-C stops them all cleanly. Raises naming the ones that failed."""
+    until all end; Ctrl-C (SIGINT) or SIGTERM stops them all cleanly. Raises naming the ones
+    that failed.
+
+    The signals are handled explicitly, not left to Python's ``KeyboardInterrupt``: a process
+    started in the background by a shell without job control inherits SIGINT ignored, and
+    a stop would then leave the apps running."""
     children = {
         name: subprocess.Popen([sys.executable, "-m", "movieflix_lab", *args])
         for name, args in commands.items()
     }
+
+    def stop(signum: int, frame: object) -> None:
+        for child in children.values():
+            if child.poll() is None:
+                child.send_signal(signal.SIGINT)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     say(f"running {', '.join(children)} (Ctrl-C stops them)")
     try:
         codes = {name: child.wait() for name, child in children.items()}
-    except KeyboardInterrupt:
-        for child in children.values():
-            child.send_signal(signal.SIGINT)
-        codes = {name: child.wait(60) for name, child in children.items()}
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     failed = {name: code for name, code in codes.items() if code not in (0, -2, 130)}
     if failed:
         raise MovieflixError(f"stream apps failed: {failed}")

@@ -68,10 +68,18 @@ def run_stream(
     guarantee: Guarantee = "at-least-once",
     instance: str = "0",
     grace: timedelta | None = None,
+    metrics_port: int | None = None,
+    say: Callable[[str], None] = lambda _: None,
 ) -> StreamRun:
     """Run stream app ``name`` (see :func:`~movieflix_lab.streams.runner.run_app`) on a
-    cluster that answers (the CLI checks it first)."""
+    cluster that answers (the CLI checks it first).
+
+    Its ``/metrics`` are served on ``metrics_port`` (0: none) or, by default, on the app's
+    port from ``stream_metrics_port`` (:func:`~movieflix_lab.streams.metrics.metrics_port`;
+    a free one when that is taken); ``say`` hears the URL."""
     from movieflix_lab.streams.genre_watch_time import GenreWatchTimeOptions
+    from movieflix_lab.streams.metrics import StreamMetrics, serve_metrics
+    from movieflix_lab.streams.metrics import metrics_port as default_port
     from movieflix_lab.streams.search_volume import SearchVolumeOptions
 
     if name not in APPS:
@@ -81,14 +89,25 @@ def run_stream(
         options = AnalyticsOptions(
             genre=GenreWatchTimeOptions(grace=grace), search=SearchVolumeOptions(grace=grace)
         )
-    summary = run_app(
-        settings,
-        name,
-        timeout=timeout,
-        guarantee=guarantee,
-        instance=instance,
-        options=options,
-        on_start=_refit_hook(settings) if name == "recs" else None,
-    )
+    metrics = StreamMetrics(name)
+    port = default_port(settings, name) if metrics_port is None else metrics_port
+    server, url = serve_metrics(settings, metrics, port, exact=metrics_port is not None)
+    if url:
+        say(f"{name}: metrics on {url}")
+    try:
+        summary = run_app(
+            settings,
+            name,
+            timeout=timeout,
+            guarantee=guarantee,
+            instance=instance,
+            options=options,
+            on_start=_refit_hook(settings) if name == "recs" else None,
+            metrics=metrics,
+        )
+    finally:
+        if server is not None:
+            server.shutdown()
+            server.server_close()
     model = _fraud_model(settings, instance) if name == "fraud" else None
     return StreamRun(summary, model)

@@ -22,6 +22,7 @@ from quixstreams.kafka.configuration import ConnectionConfig
 
 from movieflix_lab.config import Settings
 from movieflix_lab.kafka.exceptions import KafkaUnavailable
+from movieflix_lab.logs import LIBRDKAFKA_LOGGER
 
 __all__ = [
     "admin_client",
@@ -35,7 +36,7 @@ __all__ = [
     "wait_until_reachable",
 ]
 
-_librdkafka_log = logging.getLogger("movieflix_lab.kafka.librdkafka")
+_librdkafka_log = logging.getLogger(LIBRDKAFKA_LOGGER)
 
 
 def client_config(settings: Settings, **overrides: Any) -> dict[str, Any]:

@@ -97,7 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.delivery = KafkaDelivery(settings)
+        app.state.delivery = KafkaDelivery(settings, on_state=app.state.metrics.kafka_up.set)
         try:
             missing = app.state.delivery.probe(timeout=5.0)
             if missing:
@@ -109,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         app.state.delivery.close()
         app.state.recs.close()
+        app.state.metrics.close()
         if getattr(app.state, "alert_feed", None) is not None:
             app.state.alert_feed.close()
 

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, KafkaException, Message
@@ -55,9 +55,14 @@ class Delivered:
 
 
 class KafkaDelivery:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, *, on_state: Callable[[bool], None] | None = None
+    ) -> None:
+        """``on_state`` hears (from the poll thread) whether Kafka is up: first at start,
+        then at every change."""
         self.timeout_s = settings.gateway_delivery_timeout_s
         self._down_since: float | None = None
+        self._on_state = on_state
         self._writer = EventWriter(
             settings,
             error_callback=self._on_error,
@@ -88,8 +93,12 @@ class KafkaDelivery:
 
     def _poll_loop(self) -> None:
         last_probe = 0.0
+        reported: bool | None = None
         while not self._stop.is_set():
             self._writer.poll(0.05)
+            if self._on_state is not None and reported != self.kafka_up:
+                reported = self.kafka_up
+                self._on_state(reported)
             if self._down_since is not None and time.monotonic() - last_probe > 1.0:
                 last_probe = time.monotonic()
                 with contextlib.suppress(KafkaException):  # still down: try again later

@@ -130,8 +130,22 @@ class ParquetSink:
             self._flush(kind)
 
 
+class _Unavailable(Exception):
+    """The gateway answered 503: Kafka is away, retry (after ``Retry-After``)."""
+
+    def __init__(self, retry_after: float, detail: str) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
 class GatewaySink:
-    """POSTs batches to the gateway's ``/v1/events``; waits and retries on 503."""
+    """POSTs batches to the gateway's ``/v1/events``; retries what may succeed later.
+
+    An unreachable gateway or a 503 (Kafka away) is retried with tenacity: exponential
+    backoff with jitter (so many simulators do not retry in step), never sooner than the
+    gateway's ``Retry-After``, for up to ``max_retry_s``. Any other 4xx/5xx is an error at
+    once: sending the same batch again would not change the answer.
+    """
 
     def __init__(
         self,
@@ -140,50 +154,79 @@ class GatewaySink:
         batch_size: int = 100,
         api_key: str | None = None,
         max_retry_s: float = 120.0,
+        first_wait_s: float = 0.25,
+        max_wait_s: float = 10.0,
     ) -> None:
         import httpx
 
         self.endpoint = url.rstrip("/") + "/v1/events"
         self.batch_size = batch_size
         self.max_retry_s = max_retry_s
+        self._waits = (first_wait_s, max_wait_s)
         headers = {"content-type": "application/json"}
         if api_key:
             headers["x-api-key"] = api_key
         self._client = httpx.Client(headers=headers, timeout=30.0)
         self._batch: list[bytes] = []
         self.retries = 0
+        #: Seconds waited before each retry, in order (what the backoff chose).
+        self.waited: list[float] = []
 
     def write(self, event: EventBase) -> None:
         self._batch.append(encode(event))
         if len(self._batch) >= self.batch_size:
             self._post()
 
+    def _send(self, body: bytes) -> Any:
+        response = self._client.post(self.endpoint, content=body)
+        if response.status_code == 503:
+            after = response.headers.get("retry-after", "1")
+            raise _Unavailable(float(after) if after.isdigit() else 1.0, response.text[:300])
+        return response
+
     def _post(self) -> None:
         import httpx
+        from tenacity import (
+            RetryCallState,
+            Retrying,
+            retry_if_exception_type,
+            stop_after_delay,
+            wait_exponential_jitter,
+        )
 
         if not self._batch:
             return
         body = b"[" + b",".join(self._batch) + b"]"
-        deadline = time.monotonic() + self.max_retry_s
-        while True:
-            try:
-                response = self._client.post(self.endpoint, content=body)
-            except httpx.TransportError as exc:
-                if time.monotonic() > deadline:
-                    raise MovieflixError(f"gateway {self.endpoint} unreachable: {exc}") from None
-                self.retries += 1
-                time.sleep(1.0)
-                continue
-            if response.status_code == 503 and time.monotonic() < deadline:
-                self.retries += 1
-                time.sleep(float(response.headers.get("retry-after", "1")))
-                continue
-            if response.status_code >= 400:
-                detail = response.text[:300]
-                raise MovieflixError(
-                    f"gateway answered {response.status_code} for a batch: {detail}"
-                )
-            break
+        first, most = self._waits
+        backoff = wait_exponential_jitter(multiplier=first, max=most, jitter=first)
+
+        def wait(state: RetryCallState) -> float:
+            failure = state.outcome.exception() if state.outcome else None
+            return max(getattr(failure, "retry_after", 0.0), backoff(state))
+
+        def counted(state: RetryCallState) -> None:
+            self.retries += 1
+            self.waited.append(state.upcoming_sleep)
+
+        retrying = Retrying(
+            retry=retry_if_exception_type((httpx.TransportError, _Unavailable)),
+            wait=wait, stop=stop_after_delay(self.max_retry_s), before_sleep=counted,
+            reraise=True,
+        )  # fmt: skip
+        try:
+            response = retrying(self._send, body)
+        except httpx.TransportError as exc:
+            raise MovieflixError(
+                f"gateway {self.endpoint} unreachable for {self.max_retry_s:g} s: {exc}"
+            ) from None
+        except _Unavailable as exc:
+            raise MovieflixError(
+                f"gateway answered 503 for {self.max_retry_s:g} s (Kafka unavailable): {exc}"
+            ) from None
+        if response.status_code >= 400:
+            raise MovieflixError(
+                f"gateway answered {response.status_code} for a batch: {response.text[:300]}"
+            )
         self._batch = []
 
     def close(self) -> None:

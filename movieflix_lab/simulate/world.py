@@ -6,6 +6,7 @@ tastes are the known truth that recommendation quality is measured against.
 
 from __future__ import annotations
 
+import itertools
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,7 +81,12 @@ class World:
             self.by_genre[genre] = (movies, cumulative)
 
     def pick_movie(self, rng: random.Random, genre: str) -> Movie:
+        """A movie of ``genre`` by popularity; of any genre in a catalog too small to have
+        one of ``genre`` (a few movies, many genres)."""
         movies, cumulative = self.by_genre[genre]
+        if not movies:
+            movies = self.movies
+            cumulative = list(itertools.accumulate(m.popularity for m in movies))
         return rng.choices(movies, cum_weights=cumulative, k=1)[0]
 
     def movie_rows(self) -> list[dict[str, Any]]:

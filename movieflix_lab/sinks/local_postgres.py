@@ -61,9 +61,7 @@ class LocalPostgres:
         self.home.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             shutil.chown(self.home, "postgres", "postgres")
-            for parent in self.home.parents:  # the server user must be able to reach home
-                if parent.stat().st_mode & 0o011 != 0o011 and parent != Path("/"):
-                    parent.chmod(parent.stat().st_mode | 0o011)
+        self._reachable()
         fresh = not (self.data / "PG_VERSION").exists()
         if fresh:
             self._run([postgres_binary("initdb"), "-D", str(self.data), "-U", self.user,
@@ -77,7 +75,18 @@ class LocalPostgres:
                        "-U", self.user, "movieflix"], as_server=False)  # fmt: skip
         return self.dsn
 
+    def _reachable(self) -> None:
+        """As root, the server runs as ``postgres``, which must be able to reach its home:
+        each parent gets search permission (again at a stop: a folder such as pytest's
+        ``/tmp/pytest-of-root`` may have been closed to others meanwhile)."""
+        if os.geteuid() != 0:
+            return
+        for parent in self.home.parents:
+            if parent.stat().st_mode & 0o011 != 0o011 and parent != Path("/"):
+                parent.chmod(parent.stat().st_mode | 0o011)
+
     def stop(self) -> None:
+        self._reachable()
         if (self.data / "postmaster.pid").exists():
             self._run([postgres_binary("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w",
                        "stop"])  # fmt: skip

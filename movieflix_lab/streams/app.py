@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import NewTopic
@@ -34,6 +34,9 @@ from movieflix_lab.config import Settings
 from movieflix_lab.kafka.catalog import DEAD_LETTERS
 from movieflix_lab.kafka.client import producer, quix_connection
 from movieflix_lab.streams.regroup import Replays
+
+if TYPE_CHECKING:
+    from movieflix_lab.streams.metrics import StreamMetrics
 
 __all__ = [
     "DeadLetters",
@@ -245,6 +248,8 @@ class StreamApp:
     state_dir: Path
     instance: str = "0"
     replays: Replays = field(default_factory=Replays)
+    #: Its ``/metrics`` (the runner's), when it has them.
+    metrics: StreamMetrics | None = None
 
 
 def _transactional(settings: Settings, name: str, instance: str, interval: float) -> dict[str, Any]:
@@ -334,6 +339,7 @@ def stream_application(
     commit_interval: float | None = None,
     loglevel: Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"] = "WARNING",
     low_latency: bool = False,
+    metrics: StreamMetrics | None = None,
 ) -> StreamApp:
     """The Quix ``Application`` of stream app ``name``.
 
@@ -351,6 +357,9 @@ def stream_application(
     100-message buffers made a catch-up pay that round per 100 records
     (``benchmarks/fraud_detection.py`` measures the fraud app's catch-up and its alert
     latency with them).
+
+    ``metrics`` (:class:`~movieflix_lab.streams.metrics.StreamMetrics`) are hooked into the
+    application: records processed, the consumer's statistics, checkpoints.
     """
     dead_letters = DeadLetters(settings, name)
     state_dir = settings.state_dir / name / instance
@@ -367,6 +376,11 @@ def stream_application(
     extra = {"session.timeout.ms": str(session_ms),
              "heartbeat.interval.ms": str(min(3000, session_ms // 3)),
              "fetch.wait.max.ms": "5" if low_latency else "50", **extra}  # fmt: skip
+    if metrics is not None:  # the consumer's lag per partition, from its statistics
+        extra["statistics.interval.ms"] = str(int(settings.stream_metrics_interval_s * 1000))
+        consumer_config: dict[str, Any] = {**extra, "stats_cb": metrics.on_statistics}
+    else:
+        consumer_config = dict(extra)
     if guarantee == "exactly-once":
         producer_extra.update(_transactional(settings, name, instance, interval))
     latency: dict[str, Any] = {}
@@ -386,13 +400,19 @@ def stream_application(
         processing_guarantee=guarantee,
         on_consumer_error=dead_letters.on_consumer_error,
         on_processing_error=dead_letters.on_processing_error,
-        consumer_extra_config=extra,
+        consumer_extra_config=consumer_config,
         producer_extra_config=producer_extra,
         loglevel=loglevel,
         rocksdb_options=state_options(settings),
+        on_message_processed=metrics.on_message_processed if metrics is not None else None,
         **latency,
     )
     # Private, no public hooks: the checkpoint's offsets and its (transactional) producer.
     dead_letters.store_offset = app._processing_context.store_offset
     dead_letters.internal = app._processing_context.producer
-    return StreamApp(name, app, dead_letters, LateEvents(settings), state_dir, instance)
+    stream = StreamApp(
+        name, app, dead_letters, LateEvents(settings), state_dir, instance, metrics=metrics
+    )
+    if metrics is not None:
+        metrics.attach(stream)
+    return stream

@@ -110,8 +110,12 @@ def build(
     late: LateEvents | None = None,
     sink_for: SinkFactory | None = None,
     replays: Replays | None = None,
+    on_window: Callable[[str], Callable[[Any], None]] | None = None,
 ) -> StreamingDataFrame:
-    """Add the genre watch-time pipeline to ``app``; returns the tumbling results."""
+    """Add the genre watch-time pipeline to ``app``; returns the tumbling results.
+
+    ``on_window(name)``, when given, makes a callback that hears each result of window
+    ``name`` (``genre_watch_time.tumbling``, ``genre_watch_time.hopping``): the metrics."""
     options = options or GenreWatchTimeOptions()
     tumbling_topic, hopping_topic = output_topics(options)
     source = app.topic(
@@ -142,6 +146,8 @@ def build(
     for name, (topic, hop) in outputs.items():
         shaped = closed.filter(lambda value, name=name: value["window"] == name)  # type: ignore[misc]
         shaped = shaped.apply(_result(window_ms, hop))
+        if on_window is not None:
+            shaped = shaped.update(on_window(f"genre_watch_time.{name}"))
         shaped.to_topic(
             app.topic(topic.name, key_serializer="str", value_serializer="json"), key=_genre
         )

@@ -24,6 +24,7 @@ from movieflix_lab.streams.app import (
     group_name,
     stream_application,
 )
+from movieflix_lab.streams.metrics import StreamMetrics
 
 __all__ = [
     "APPS",
@@ -105,12 +106,14 @@ def build_analytics(
 
         return sink_for
 
+    on_window = stream.metrics.window_closed if stream.metrics is not None else None
     genre_watch_time.build(
         stream.app,
         options.genre,
         late=stream.late,
         sink_for=sinks("genre_watch_time"),
         replays=stream.replays,
+        on_window=on_window,
     )
     search_volume.build(
         stream.app,
@@ -118,6 +121,7 @@ def build_analytics(
         late=stream.late,
         sink_for=sinks("search_volume"),
         replays=stream.replays,
+        on_window=on_window,
     )
 
 
@@ -245,6 +249,7 @@ def run_app(
     options: AnalyticsOptions | None = None,
     max_rounds: int = 6,
     on_start: Callable[[], Callable[[], None] | None] | None = None,
+    metrics: StreamMetrics | None = None,
 ) -> RunSummary:
     """Run stream app ``name`` until Ctrl-C; with ``timeout``, until its group has caught up.
 
@@ -255,7 +260,8 @@ def run_app(
     what was left at the end.
 
     ``on_start`` runs beside the app (the recs app's background refit): it is called as
-    each round starts, and what it returns is called when the round ends.
+    each round starts, and what it returns is called when the round ends. ``metrics`` count
+    across the rounds (:mod:`movieflix_lab.streams.metrics`).
     """
     if name not in APPS:
         raise KeyError(f"no stream app {name!r}; known: {', '.join(APPS)}")
@@ -264,6 +270,7 @@ def run_app(
         stream = stream_application(
             settings, name, instance=instance, guarantee=guarantee,
             low_latency=name in LOW_LATENCY, commit_interval=_commit_interval(settings, name),
+            metrics=metrics,
         )  # fmt: skip
         on_stop = APPS[name](stream, settings, options)
         beside = on_start() if on_start is not None else None

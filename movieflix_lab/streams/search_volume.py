@@ -22,6 +22,7 @@ source partitions (:mod:`movieflix_lab.streams.watermarks`), as the genre window
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -111,6 +112,7 @@ def build(
     late: LateEvents | None = None,
     sink_for: SinkFactory | None = None,
     replays: Replays | None = None,
+    on_window: Callable[[str], Callable[[Any], None]] | None = None,
 ) -> StreamingDataFrame:
     """Add the search-volume pipeline to ``app``; returns the per-user results."""
     options = options or SearchVolumeOptions()
@@ -146,6 +148,8 @@ def build(
         },
         metadata=True,
     )
+    if on_window is not None:  # the metrics: results per window
+        per_user = per_user.update(on_window("search_volume.per_user"))
     per_user.to_topic(app.topic(per_user_topic.name, value_serializer="json"))
     for sink in sink_for("per_user") if sink_for else []:
         per_user.sink(sink)
@@ -171,6 +175,8 @@ def build(
             "top_queries": _top(value["tally"]),
         }
     )
+    if on_window is not None:
+        total = total.update(on_window("search_volume.total"))
     total.to_topic(app.topic(total_topic.name, value_serializer="json"))
     for sink in sink_for("total") if sink_for else []:
         total.sink(sink)

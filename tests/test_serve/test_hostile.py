@@ -53,7 +53,11 @@ HOSTILE: list[tuple[str, bytes, str, set[int]]] = [
      J, {400}),
     ("a byte-order mark", b"\xef\xbb\xbf" + json.dumps(_event()).encode(), J, {400}),
     ("not UTF-8", json.dumps(_event()).encode().replace(b"m1", b"m\xff"), J, {400}),
-    ("a key twice", json.dumps(_event())[:-1].encode() + b', "rating": 5}', J, {200}),
+    ("a key twice", json.dumps(_event())[:-1].encode() + b', "rating": 5}', J, {400}),
+    ("a key twice, canonical", json.dumps(_event(), separators=(",", ":"))[:-1].encode()
+     + b',"rating":5}', J, {400}),
+    ("a key twice, nested in a batch", json.dumps([_event(), _event()])[:-2].encode()
+     + b', "user_id": "u2"}]', J, {400}),
     ("plain text", b"hello", "text/plain", {415}),
     ("a form", b"a=1&b=2", "application/x-www-form-urlencoded", {415}),
     ("JSON, a charset", json.dumps(_event()).encode(), "application/json; charset=utf-8", {200}),
@@ -98,6 +102,19 @@ def test_the_depth_limit_is_a_setting(kafka: Settings) -> None:
             200,
             422,
         )
+
+
+def test_a_key_given_twice_is_refused_naming_it(kafka: Settings) -> None:
+    """Which of two values a parser keeps differs between parsers: the gateway takes none."""
+    canonical = json.dumps(_event(), separators=(",", ":")).encode()
+    with TestClient(create_app(kafka)) as client:
+        for body in (canonical[:-1] + b',"rating":5}', canonical[:-1] + b',"rating" : 5}'):
+            refused = client.post("/v1/events", content=body, headers={"content-type": J})
+            assert refused.status_code == 400, refused.text
+            problem = refused.json()["detail"][0]
+            assert problem["field"] == "body" and 'duplicate key "rating"' in problem["message"]
+        assert client.post("/v1/events", content=canonical,
+                           headers={"content-type": J}).status_code in (200, 503)  # fmt: skip
 
 
 def test_an_unexpected_error_is_a_json_500_with_a_request_id(kafka: Settings) -> None:

@@ -192,3 +192,12 @@ def test_memory_stays_flat_on_a_long_run() -> None:
         tracemalloc.stop()
     growth = samples[160_000] - samples[40_000]
     assert growth < 2_000_000, f"grew {growth / 1e6:.1f} MB over 120k events"
+
+
+def test_a_catalog_too_small_for_every_genre_still_simulates() -> None:
+    """Five movies and more genres: a session of a genre with no movie watches another."""
+    config = SimulationConfig(seed=3, users=20, movies=5, minutes=60)
+    simulator = Simulator(config)
+    catalog = {m.movie_id for m in simulator.world.movies}
+    watched = [e for e in simulator.events() if e.event_type == "watch"]
+    assert watched and {e.movie_id for e in watched} <= catalog

@@ -5,7 +5,7 @@ from __future__ import annotations
 import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from movieflix_lab.serve.auth import SECURED, UNAUTHORIZED, refused, secret
 from movieflix_lab.serve.dependencies import DeliveryDep, MetricsDep, SettingsDep
@@ -47,4 +47,4 @@ async def metrics(
     if (denied := refused(request, secret(settings.metrics_api_key))) is not None:
         return denied
     metrics.kafka_up.set(1 if delivery.kafka_up else 0)
-    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
