@@ -301,6 +301,8 @@ def demo_table(result: Any) -> Table:
         titles = ", ".join(item["title"] for item in recs.example["items"])
         table.add_row("  recommendations API", f"{recs.example_url} → {titles}")
         table.add_row("  recs app lag", f"{result.recs_lag:,}")
+    if result.consumer_status:
+        table.add_row("consumer status (lag --watch)", "; ".join(result.consumer_status))
     for name, report in result.reports.items():
         table.add_row(f"report {name}", f"{report.status}: {report.folder}/report.html")
     if result.reports_index:
