@@ -67,6 +67,10 @@ _RETRIABLE = {KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRES
               KafkaError.COORDINATOR_NOT_AVAILABLE}  # fmt: skip
 
 
+_LEADER_MOVING = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+                  KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS}  # fmt: skip
+
+
 def committed_offsets(
     reader: Consumer, partitions: list[TopicPartition], timeout: float = 30.0
 ) -> list[TopicPartition]:
@@ -142,8 +146,10 @@ def consumer_lag(
         start = {(tp.topic, tp.partition): f.result().offset for tp, f in earliest.items()}
     except KafkaException as exc:
         error = exc.args[0]
+        # librdkafka does not mark a partition's leader error in an admin result retriable.
+        retriable = error.retriable() or error.code() in _LEADER_MOVING
         raise TopicError(
-            f"could not read consumer offsets: {error.str()}", retriable=error.retriable()
+            f"could not read consumer offsets: {error.str()}", retriable=retriable
         ) from None
     rows = []
     for (group, topic, partition), offset in sorted(committed.items()):
@@ -265,6 +271,21 @@ class LagWatch:
         return [g for g in self.groups if g.status is not Status.OK]
 
 
+def _sample(
+    settings: Settings, groups: list[str], also: Callable[[str], bool] | None, retry_for: float
+) -> list[PartitionLag]:
+    """:func:`consumer_lag`, again for up to ``retry_for`` s while Kafka says it may succeed
+    (a leader moving): one such moment must not end a watch."""
+    deadline = time.monotonic() + retry_for
+    while True:
+        try:
+            return consumer_lag(settings, groups, also=also)
+        except TopicError as exc:
+            if not exc.retriable or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def sample_count(window: float, interval: float) -> int:
     """The samples a watch takes: one at the start, one every ``interval`` s in ``window``
     (two at least: a trend needs them).
@@ -337,7 +358,7 @@ def watch_lag(
         add(log.history())
         for n in range(2, samples + 1):
             add(log.follow(max(0.0, started + (n - 1) * interval - time.time())))
-            rows = consumer_lag(settings, watched, also=also)
+            rows = _sample(settings, watched, also, retry_for=interval)
             sampled_at.append(time.time())
             take(rows)
             if progress is not None:
