@@ -15,26 +15,25 @@
 
 # %% [markdown]
 # # 04 · Pipeline health
-# Throughput per topic, consumer lag of the stream apps over a short sampling period, late events and dead letters (reads the configured Kafka cluster).
+# Throughput per topic, consumer lag of the stream apps over a short sampling period with each group's status as Burrow judges it, late events and dead letters (reads the configured Kafka cluster).
 
 # %% tags=["parameters"]
 # the input topics to measure throughput on, and the consumer groups to watch
 topics: str = "user-interactions,watch-history,search-events,login-events"
 groups: str = "movieflix-analytics,movieflix-fraud,movieflix-recs"
-# consumer lag: how many samples, how far apart (seconds of wall-clock time)
+# consumer lag and status: how many samples, how far apart (seconds of wall-clock time)
 samples: int = 10
 interval_s: float = 2.0
 max_records: int = 200000
 
 # %%
-import time
 from datetime import UTC, datetime
 
 import polars as pl
 
 from movieflix_lab import lab
 from movieflix_lab.config import get_settings
-from movieflix_lab.kafka.lag import consumer_lag
+from movieflix_lab.kafka.lag import watch_lag
 
 lab.offline()
 settings = get_settings()
@@ -65,19 +64,36 @@ else:
 
 # %%
 watched = [g for g in groups.split(",") if g]
-lags = []
-for i in range(samples):
-    now = datetime.now(UTC)
-    for row in consumer_lag(settings, watched):
-        lags.append({"time": now, "group": row.group, "lag": row.lag})
-    if i < samples - 1:
-        time.sleep(interval_s)
+watch = watch_lag(settings, watched, window=(samples - 1) * interval_s, interval=interval_s)
+lags = [
+    {"time": datetime.fromtimestamp(at, UTC), "group": part.group, "lag": lag}
+    for part in watch.partitions
+    for at, lag in zip(watch.sampled_at, part.lags, strict=False)
+]
 lag = pl.DataFrame(lags, schema={"time": pl.Datetime("us", "UTC"), "group": pl.String, "lag": pl.Int64}).group_by("time", "group").agg(pl.col("lag").sum()).sort("time")
 if lag.height:
     display(lab.lag_over_time(lag, title=f"Consumer lag per group, {samples} samples {interval_s:g} s apart",
                               caption="Records each group has yet to read, summed over partitions: flat at 0 means caught up."))
     display(lab.table(lag.sort("group", "time").rename({"time": "sampled at", "lag": "lag (records)"}),
                       limit=30, caption="every sample"))
+else:
+    print("no committed consumer group among: " + ", ".join(watched))
+
+# %% [markdown]
+# ## Consumer status (Burrow's rules)
+# Per partition, from the group's latest commits and the log ends sampled above: OK; WARN when the lag grew at every commit; STALL when the offset does not move while there is lag; STOP when the group stopped committing with lag; REWIND when an offset went back. A group is OK, WARN or ERR (any STOP, STALL or REWIND). `movieflix-lab lag --watch` gives the same over a longer window.
+
+# %%
+status = pl.DataFrame(
+    [{"group": g.group, "status": g.status.value, "worst partition": g.worst.value, "lag (records)": g.lag,
+      "partitions": len(g.partitions),
+      "not OK": ", ".join(f"{p.topic}[{p.partition}] {p.status.value}" for p in g.partitions if p.status.value != "OK")}
+     for g in watch.groups],
+    schema={"group": pl.String, "status": pl.String, "worst partition": pl.String, "lag (records)": pl.Int64,
+            "partitions": pl.Int64, "not OK": pl.String},
+)
+if status.height:
+    display(lab.table(status, caption=f"each group's status over {len(watch.sampled_at)} samples"))
 else:
     print("no committed consumer group among: " + ", ".join(watched))
 
@@ -96,4 +112,5 @@ if dead.height:
 # %%
 final = lag.filter(pl.col("time") == pl.col("time").max()) if lag.height else lag
 lab.key_numbers(records=per_topic.to_dicts(), late_events=late.height, dead_letters=dead.height,
-                final_lag={r["group"]: r["lag"] for r in final.to_dicts()})
+                final_lag={r["group"]: r["lag"] for r in final.to_dicts()},
+                status={g.group: g.status.value for g in watch.groups})

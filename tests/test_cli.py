@@ -52,3 +52,57 @@ def test_topics_create_and_describe_through_the_cli(kafka: Settings) -> None:
     for name in ("user-interactions", "search-events", "login-events", "fraud-signals",
                  "dead-letters"):  # fmt: skip
         assert name in rows
+
+
+def test_listings_keep_every_name_whole_at_80_columns_and_have_json(
+    kafka: Settings, group_prefix: str
+) -> None:
+    import json
+
+    from confluent_kafka import TopicPartition
+
+    from movieflix_lab.kafka.catalog import TopicSpec, create_topics
+    from movieflix_lab.kafka.client import consumer, producer
+
+    group = f"{group_prefix}movieflix-analytics"
+    topic = f"repartition__{group}--watch-history--genre-and-device"
+    create_topics(kafka, specs=[TopicSpec(topic, "test", "none", {}, partitions=2)])
+    writer = producer(kafka)
+    for i in range(6):
+        writer.produce(topic, b"x", partition=i % 2)
+    writer.flush(30)
+    member = consumer(kafka, group_id=group, **{"enable.auto.commit": False})
+    member.commit(offsets=[TopicPartition(topic, 0, 1), TopicPartition(topic, 1, 3)],
+                  asynchronous=False)  # fmt: skip
+    member.close()
+    env = cli_env(kafka)
+
+    def lines(*args: str) -> list[str]:
+        result = run_cli(*args, env=env, columns=80)
+        assert result.returncode == 0, result.stderr
+        assert all(len(line) <= 80 for line in result.stdout.splitlines() if topic not in line)
+        return [line.strip(" │┃") for line in result.stdout.splitlines()]
+
+    assert topic in lines("topics", "describe")  # one line, not cut
+    lag = lines("lag", "--group", group)
+    assert group in lag and topic in lag
+    watched = lines("lag", "--group", group, "--watch", "--window", "1", "--interval", "1")
+    assert group in watched and topic in watched
+    assert any("STOP" in line for line in watched)  # lag on partition 0, no commit since
+
+    check = run_cli("lag", "--group", group, "--check", "--window", "1", "--interval", "1",
+                    env=env, columns=80)  # fmt: skip
+    assert check.returncode == 1
+    assert check.stderr.strip().splitlines() == [
+        f"error: not OK: {group} ERR (STOP on 1 of 2 partitions)"
+    ]
+
+    watch_args = ("lag", "--group", group, "--watch", "--window", "1", "--interval", "1")
+    for args in (("topics", "describe"), ("topics", "create"), ("lag", "--group", group),
+                 watch_args):  # fmt: skip
+        result = run_cli(*args, "--json", env=env, columns=80)
+        assert result.returncode == 0, result.stderr
+        json.loads(result.stdout)  # stdout holds the JSON and nothing else
+    [watch] = json.loads(result.stdout)["groups"]
+    assert (watch["group"], watch["status"], watch["worst"]) == (group, "ERR", "STOP")
+    assert [p["status"] for p in watch["partitions"]] == ["STOP", "OK"]

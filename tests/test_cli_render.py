@@ -56,7 +56,7 @@ def test_the_demo_summary_shows_every_part_of_the_result() -> None:
         postgres_rows={"watch_history": 4000}, fraud=fraud, fraud_lag=0,
         recs=ServedRecs(model, example, "http://127.0.0.1:8000/v1/recommendations/u000001",
                         quality),
-        recs_lag=0,
+        recs_lag=0, consumer_status=["movieflix-analytics OK", "movieflix-fraud OK"],
         reports={"fraud-review": ReportOutcome("succeeded", "reports/fraud-review/r1", 9.0)},
         reports_index="reports/index.html",
     )  # fmt: skip
@@ -78,6 +78,7 @@ def test_the_demo_summary_shows_every_part_of_the_result() -> None:
         "ALS 0.195 vs best baseline item-kNN 0.183 (1.065x); plain popularity 0.043"
     )
     assert rows["recommendations API"].endswith("u000001 → Alpha, Beta")
+    assert rows["consumer status (lag --watch)"] == "movieflix-analytics OK; movieflix-fraud OK"
     assert rows["report fraud-review"] == "succeeded: reports/fraud-review/r1/report.html"
     assert rows["PostgreSQL watch_history"] == "4,000 rows"
     assert rows["gateway"] == "http://127.0.0.1:8000"

@@ -44,6 +44,9 @@ def test_demo_runs_end_to_end_and_cleans_up(fresh: Settings) -> None:
         assert any(line.startswith(f"{app} stream app started") for line in said), app
     # Every app caught up on the run's traffic.
     assert (result.analytics_lag, result.fraud_lag, result.recs_lag) == (0, 0, 0)
+    # ...and their groups are OK by Burrow's rules over the demo's short watch.
+    for app in ("analytics", "fraud", "recs"):
+        assert f"movieflix-{app} OK" in result.consumer_status, result.consumer_status
     # The fraud app scored against the run's labels, its model saved beside its provenance.
     assert result.fraud is not None and result.fraud.alerts == sum(
         row["alerts"] for row in result.fraud.per_detector.values()

@@ -6,13 +6,23 @@ renders its typed result (:mod:`movieflix_lab.cli.render`).
 
 from __future__ import annotations
 
-from movieflix_lab.cli import broker, demo, jupyter, models, reports, simulate, stream, topics
+from movieflix_lab.cli import (
+    broker,
+    demo,
+    jupyter,
+    kafka_tool,
+    models,
+    reports,
+    simulate,
+    stream,
+    topics,
+)
 from movieflix_lab.cli.app import app, cli_options, err_console
 from movieflix_lab.exceptions import MovieflixError
 
 __all__ = ["app", "main"]
 #: Each module registers its commands on import.
-_COMMANDS = (broker, demo, jupyter, models, reports, simulate, stream, topics)
+_COMMANDS = (broker, demo, jupyter, kafka_tool, models, reports, simulate, stream, topics)
 
 
 def main() -> None:

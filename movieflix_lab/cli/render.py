@@ -2,29 +2,110 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+from rich.console import Console
+from rich.measure import Measurement
 from rich.progress import BarColumn, Progress, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from movieflix_lab.cli.app import (
     console,
     err_console,
 )
 
+# --- listings: tables that never cut an identifier, and their JSON ---------------------
+
+
+@dataclass(frozen=True)
+class Listing:
+    """The rows a listing command prints: identifier columns first, then values.
+
+    Identifiers (topic, group names) are plain text; values may hold rich markup.
+    """
+
+    title: str
+    ids: Sequence[str]
+    values: Sequence[str]
+    rows: list[Sequence[str]]
+    #: Value columns aligned right (numbers).
+    numeric: frozenset[str] = field(default_factory=frozenset)
+
+
+def listing_table(listing: Listing) -> Table:
+    """The table: identifiers never wrapped, never ellipsized (folded only when one alone is
+    wider than the terminal); values may fold."""
+    table = Table(title=listing.title)
+    for name in listing.ids:
+        table.add_column(name, no_wrap=True, overflow="fold")
+    for name in listing.values:
+        table.add_column(name, overflow="fold",
+                         justify="right" if name in listing.numeric else "left")  # fmt: skip
+    n = len(listing.ids)
+    for row in listing.rows:
+        table.add_row(*(Text(cell) for cell in row[:n]), *row[n:])
+    return table
+
+
+def print_listing(listing: Listing, *, out: Console | None = None) -> None:
+    """A table when it fits the terminal; else each identifier on a line of its own, printed
+    once while the rows below share it, and the row's values on the line under it (a long
+    name stays one line to copy; the terminal wraps it, rich does not cut it)."""
+    out = out or console
+    table = listing_table(listing)
+    natural = Measurement.get(out, out.options.update(max_width=100_000), table).maximum
+    if natural <= out.width:
+        out.print(table)
+        return
+    out.print(Text(listing.title, style="italic"), soft_wrap=True)
+    n = len(listing.ids)
+    shown: list[str | None] = [None] * n
+    for row in listing.rows:
+        changed = next((i for i in range(n) if row[i] != shown[i]), n)
+        for level in range(changed, n):
+            out.print(Text("  " * level + row[level], style="bold" if level == 0 else ""),
+                      soft_wrap=True)  # fmt: skip
+        shown = list(row[:n])
+        pairs = [Text.from_markup(f"{name} {value}") for name, value in
+                 zip(listing.values, row[n:], strict=True)]  # fmt: skip
+        for line in _pack(pairs, out.width - 2 * n):
+            out.print(Text("  " * n).append_text(line), soft_wrap=True, highlight=False)
+
+
+def _pack(pairs: list[Text], width: int) -> list[Text]:
+    """``pairs`` joined by `` · `` into lines of at most ``width`` cells, broken between pairs
+    only (a pair wider than that gets a line of its own)."""
+    lines: list[Text] = []
+    for pair in pairs:
+        if lines and lines[-1].cell_len + 3 + pair.cell_len <= width:
+            lines[-1].append(" · ").append_text(pair)
+        else:
+            lines.append(pair.copy())
+    return lines
+
+
+def print_json(value: Any) -> None:
+    """``value`` as one JSON document on stdout, nothing else (``--json``)."""
+    from movieflix_lab.jobs.results import jsonable
+
+    print(json.dumps(jsonable(value), default=str))
+
+
 # --- topics ---------------------------------------------------------------------------
 
 
 def print_topic_reports(reports: list[Any]) -> None:
     colors = {"created": "green", "exists": "dim", "differs": "yellow", "altered": "cyan"}
-    table = Table(title="topic catalog")
-    table.add_column("topic")
-    table.add_column("status")
-    table.add_column("differences from the catalog")
-    for report in reports:
-        color = colors[report.status]
-        table.add_row(report.name, f"[{color}]{report.status}[/]", "; ".join(report.differences))
-    console.print(table)
+    rows: list[Sequence[str]] = [
+        (r.name, f"[{colors[r.status]}]{r.status}[/]", "; ".join(r.differences) or "-")
+        for r in reports
+    ]
+    print_listing(Listing("topic catalog", ("topic",),
+                          ("status", "differences from the catalog"), rows))  # fmt: skip
 
 
 def fmt(value: object) -> str:
@@ -220,6 +301,8 @@ def demo_table(result: Any) -> Table:
         titles = ", ".join(item["title"] for item in recs.example["items"])
         table.add_row("  recommendations API", f"{recs.example_url} → {titles}")
         table.add_row("  recs app lag", f"{result.recs_lag:,}")
+    if result.consumer_status:
+        table.add_row("consumer status (lag --watch)", "; ".join(result.consumer_status))
     for name, report in result.reports.items():
         table.add_row(f"report {name}", f"{report.status}: {report.folder}/report.html")
     if result.reports_index:

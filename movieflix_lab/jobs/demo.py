@@ -103,6 +103,9 @@ class DemoResult:
     #: The recommendation model trained on this run's watch-history, and a served example.
     recs: ServedRecs | None = None
     recs_lag: int = 0
+    #: Each consumer group's status as Burrow judges it over a short watch, once the apps
+    #: caught up (``movieflix-lab lag --watch``): ``movieflix-fraud OK``.
+    consumer_status: list[str] = field(default_factory=list)
     #: Each windowed output against the batch computation over the same offsets.
     reconciliation: Reconciliation = field(default_factory=Reconciliation)
     #: Each stream app's ``/metrics`` as scraped at the end of the run, by app.
@@ -289,6 +292,20 @@ def _scrape_metrics(settings: Settings, ports: dict[str, int]) -> dict[str, Metr
     return scraped
 
 
+#: The demo's watch of its groups (`lag --watch --window 8 --interval 2`): about 8 s.
+STATUS_WINDOW_S, STATUS_INTERVAL_S = 8.0, 2.0
+
+
+def _consumer_status(settings: Settings, say: Say) -> list[str]:
+    """Each group's status over a short watch, as ``lag --watch`` gives it."""
+    from movieflix_lab.kafka.lag import watch_lag
+
+    watch = watch_lag(settings, window=STATUS_WINDOW_S, interval=STATUS_INTERVAL_S)
+    described = [g.describe() for g in watch.groups]
+    say(f"consumer status over {STATUS_WINDOW_S:g} s (Burrow's rules): " + "; ".join(described))
+    return described
+
+
 def run_demo(
     settings: Settings,
     options: DemoOptions,
@@ -347,6 +364,7 @@ def run_demo(
             evaluation = _score_fraud(settings, labels, config)
             result.fraud, result.fraud_model = evaluation.score, evaluation.model_quality
             result.recs_lag = wait_for_catch_up(settings, "recs")
+            result.consumer_status = _consumer_status(settings, say)
             result.recs = _train_recs(settings, labels, url, say)
             result.reports = _run_reports(settings, labels, config, say)
             result.recs = replace(result.recs, quality=_recs_quality(result.reports, config, say))

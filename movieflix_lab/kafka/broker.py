@@ -87,12 +87,13 @@ def _java_major(version_output: str) -> int | None:
     return int(match.group(2) or 0) if major == 1 else major
 
 
-def find_java(settings: Settings) -> JavaRuntime:
-    """The Java runtime to run the broker with: ``JAVA_HOME``'s, else ``java`` on PATH."""
-    install = (
-        f"install Java {MIN_JAVA}+ (apt-get install openjdk-17-jre-headless) or set JAVA_HOME; "
-        "or set MOVIEFLIX_KAFKA_BOOTSTRAP to use a running Kafka cluster"
-    )
+def find_java(settings: Settings, *, for_tools: bool = False) -> JavaRuntime:
+    """The Java runtime to run the broker (or Kafka's tools) with: ``JAVA_HOME``'s, else
+    ``java`` on PATH."""
+    install = f"install Java {MIN_JAVA}+ (apt-get install openjdk-17-jre-headless) or set JAVA_HOME"
+    if not for_tools:  # a running cluster elsewhere needs no local broker, but tools run here
+        install += "; or set MOVIEFLIX_KAFKA_BOOTSTRAP to use a running Kafka cluster"
+    needs = "Kafka's tools need it" if for_tools else "the local Kafka broker needs it"
     candidates: list[Path] = []
     if settings.java_home is not None:
         candidates.append(settings.java_home / "bin" / "java")
@@ -101,7 +102,7 @@ def find_java(settings: Settings) -> JavaRuntime:
         candidates.append(Path(on_path))
     executable = next((c for c in candidates if c.is_file() and os.access(c, os.X_OK)), None)
     if executable is None:
-        raise JavaNotFound(f"Java not found: the local Kafka broker needs it; {install}")
+        raise JavaNotFound(f"Java not found: {needs}; {install}")
     try:
         probe = subprocess.run(
             [str(executable), "-version"], capture_output=True, text=True, timeout=30

@@ -5,7 +5,9 @@ Each stream app process serves its own registry on a port of its own
 recs``) with prometheus_client's HTTP server, in a thread beside the Quix loop:
 
 - ``movieflix_stream_records_total{app,topic}``: records processed, by input topic
-  (repartition topics included), counted by Quix's ``on_message_processed`` hook;
+  (repartition topics included), counted by Quix's ``on_message_processed`` hook (a record
+  the app drops before decoding it, such as an event type the fraud app has no rule for,
+  is read but not counted);
 - ``movieflix_stream_processing_seconds{app}``: time to process one polled record (its
   pipeline, state and sinks' buffering), measured on one record in :data:`SAMPLE_EVERY`;
 - ``movieflix_stream_consumer_lag{app,topic,partition}``: the consumer's lag per assigned

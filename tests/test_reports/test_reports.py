@@ -121,7 +121,7 @@ def test_pipeline_health_reads_the_cluster(reports: Settings) -> None:
     assert run.status == "succeeded", run.manifest["error"]
     assert_looks_published(run.folder, run.manifest)
     numbers = run.manifest["key_numbers"]
-    assert {"records", "late_events", "dead_letters", "final_lag"} <= set(numbers)
+    assert {"records", "late_events", "dead_letters", "final_lag", "status"} <= set(numbers)
     assert {r["topic"] for r in run.manifest["reads"]["topics"]} >= {
         "dead-letters",
         "watch-history",
