@@ -66,6 +66,9 @@ def own_broker(*, whole_history: bool = False, **overrides: Any) -> Iterator[Set
     from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 
     from movieflix_lab.kafka.broker import LocalBroker
+    from movieflix_lab.logs import configure_logging
+
+    configure_logging()  # librdkafka's retried conditions out of the benchmark's output
     from movieflix_lab.kafka.catalog import WATCH_HISTORY, create_topics
     from movieflix_lab.kafka.client import admin_client
 
