@@ -45,11 +45,24 @@ def broker_stop() -> None:
 
 
 @broker_app.command("status")
-def broker_status() -> None:
+def broker_status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
     """Show whether the local broker runs. Exit code 0 when running, 3 when stopped."""
+    import json
+
     from movieflix_lab.kafka.broker import LocalBroker
 
     status = LocalBroker(settings()).status()
+    if as_json:
+        print(json.dumps({
+            "running": status.running, "pid": status.pid, "address": status.bootstrap,
+            "kafka_version": status.version, "home": str(status.home),
+            "log": str(status.log_file), "stale_pid_removed": status.stale_pid_removed,
+        }))  # fmt: skip
+        if not status.running:
+            raise typer.Exit(3)
+        return
     if status.stale_pid_removed:
         console.print("removed a stale pid file (the broker it named was gone)")
     table = Table(show_header=False, box=None)

@@ -37,6 +37,8 @@ def test_start_status_double_start_stop(own_broker: Settings) -> None:
     env = cli_env(own_broker)
     stopped = run_cli("broker", "status", env=env)
     assert stopped.returncode == 3 and "stopped" in stopped.stdout
+    stopped_json = run_cli("broker", "status", "--json", env=env)
+    assert stopped_json.returncode == 3 and json.loads(stopped_json.stdout)["running"] is False
 
     started = run_cli("broker", "start", env=env)
     assert started.returncode == 0, started.stderr
@@ -70,6 +72,12 @@ def test_start_status_double_start_stop(own_broker: Settings) -> None:
     pid = json.loads((own_broker.broker_dir / "broker.json").read_text())["pid"]
     for expected in ("running", str(pid), own_broker.bootstrap_servers, "4.3.1"):
         assert expected in status.stdout
+    described = json.loads(run_cli("broker", "status", "--json", env=env).stdout)
+    assert described["running"] is True and described["pid"] == pid
+    assert (described["address"], described["kafka_version"]) == (
+        own_broker.bootstrap_servers,
+        "4.3.1",
+    )
     assert (own_broker.broker_dir / "logs" / "server.log").stat().st_size > 0
     assert "Kafka Server started" not in started.stdout + started.stderr  # logs go to the file
 
