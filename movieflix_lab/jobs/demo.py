@@ -278,17 +278,28 @@ def _run_reports(
 
 
 def _scrape_metrics(settings: Settings, ports: dict[str, int]) -> dict[str, MetricsSnapshot]:
-    """Each app's ``/metrics`` once its statistics are fresh (they come every
-    ``stream_metrics_interval_s``); an app that does not answer is left out."""
-    time.sleep(settings.stream_metrics_interval_s + 0.5)
+    """Each app's ``/metrics`` once it shows no lag, or as it is after a short wait.
+
+    A caught-up app still reads now and then: the fraud app's quiet partitions announce a
+    watermark marker a minute (to its repartition topic), which lags until its next
+    checkpoint commits it and the next statistics (every ``stream_metrics_interval_s``)
+    say so. So an app is scraped again, a second apart, for up to a checkpoint interval
+    and two statistics intervals. An app that does not answer is left out."""
     key = settings.metrics_api_key.get_secret_value() if settings.metrics_api_key else None
-    scraped = {}
+    wait = settings.stream_commit_interval_s + 2 * settings.stream_metrics_interval_s + 5
+    deadline = time.monotonic() + wait
+    scraped: dict[str, MetricsSnapshot] = {}
     for app, port in ports.items():
         url = f"http://{settings.stream_metrics_host}:{port}/metrics"
-        try:
-            scraped[app] = scrape(url, key=key)
-        except httpx.HTTPError as exc:
-            logger.warning("could not scrape %s: %s", url, exc)
+        while True:
+            try:
+                scraped[app] = scrape(url, key=key)
+            except httpx.HTTPError as exc:
+                logger.warning("could not scrape %s: %s", url, exc)
+                break
+            if scraped[app].lag == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(1.0)
     return scraped
 
 
