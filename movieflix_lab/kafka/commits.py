@@ -38,6 +38,10 @@ class OffsetCommit:
     timestamp_ms: int
 
 
+#: How long :meth:`OffsetCommitLog.history` waits for a first record.
+FIRST_WAIT_S = 10.0
+
+
 def java_string_hash(text: str) -> int:
     """Java's ``String.hashCode`` (UTF-16 code units, 32-bit overflow).
 
@@ -162,7 +166,9 @@ class OffsetCommitLog:
 
     def history(self) -> list[OffsetCommit]:
         """Every commit of the groups the log holds now (up to its end as it was on the call;
-        a second without records ends it too: a transaction still open is not readable)."""
+        a second without records after the first ends it too, as do ten seconds before it: a
+        transaction still open is not readable). A fresh reader's first fetch can take over a
+        second on a busy machine, so the first wait is the longer one."""
         ends = {}
         for p in self.partitions:
             low, high = self.reader.get_watermark_offsets(
@@ -172,10 +178,10 @@ class OffsetCommitLog:
                 ends[p] = high
         found: list[OffsetCommit] = []
         deadline = time.monotonic() + self.timeout
-        idle_since = time.monotonic()
-        while ends and time.monotonic() < deadline and time.monotonic() - idle_since < 1.0:
+        idle_since, patience = time.monotonic(), FIRST_WAIT_S
+        while ends and time.monotonic() < deadline and time.monotonic() - idle_since < patience:
             for _, _, commit in self._decoded(0.2):
-                idle_since = time.monotonic()
+                idle_since, patience = time.monotonic(), 1.0
                 if commit is not None and commit.group in self.groups:
                     found.append(commit)
             positions = self.reader.position([TopicPartition(OFFSETS_TOPIC, p) for p in ends])
