@@ -58,8 +58,9 @@ def test_listings_keep_every_name_whole_at_80_columns_and_have_json(
     kafka: Settings, group_prefix: str
 ) -> None:
     import json
+    import time
 
-    from confluent_kafka import TopicPartition
+    from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
     from movieflix_lab.kafka.catalog import TopicSpec, create_topics
     from movieflix_lab.kafka.client import consumer, producer
@@ -72,8 +73,19 @@ def test_listings_keep_every_name_whole_at_80_columns_and_have_json(
         writer.produce(topic, b"x", partition=i % 2)
     writer.flush(30)
     member = consumer(kafka, group_id=group, **{"enable.auto.commit": False})
-    member.commit(offsets=[TopicPartition(topic, 0, 1), TopicPartition(topic, 1, 3)],
-                  asynchronous=False)  # fmt: skip
+    for attempt in range(60):  # a fresh broker's coordinator may still be loading or moving
+        try:
+            member.commit(offsets=[TopicPartition(topic, 0, 1), TopicPartition(topic, 1, 3)],
+                          asynchronous=False)  # fmt: skip
+            break
+        except KafkaException as exc:
+            if (
+                not exc.args[0].retriable()
+                and exc.args[0].code()
+                not in (KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS)
+            ) or attempt == 59:
+                raise
+            time.sleep(0.5)
     member.close()
     env = cli_env(kafka)
 
