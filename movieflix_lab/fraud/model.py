@@ -211,47 +211,128 @@ def _trees(
     )
 
 
-def _score_then_learn(hst: anomaly.HalfSpaceTrees, x: dict[str, float], width: int) -> float:
-    """``hst.score_one(x)`` then ``hst.learn_one(x)``, in one walk down each tree.
+Node = Any
+#: Paths kept per walker before the cache starts over (distinct feature vectors are few:
+#: most features are 0 for nearly every event).
+MAX_PATHS = 50_000
 
-    River walks each tree twice per event: once to score (reading ``r_mass``, the last
-    window's masses), once to learn (adding to ``l_mass``). With every feature present both
-    walks take the same path, and neither reads what the other writes, so one walk does both
-    on River's own nodes: the same scores, the same masses, the same window pivot
-    (``tests/test_fraud/test_model.py`` compares it with River's two calls). Half the model's
-    cost per event; anything else (a missing feature, trees not grown yet, a River without
-    the private fields the walk shares with it) takes River's calls.
+
+class TreeWalk:
+    """River's ``HalfSpaceTrees`` scored and taught at the cost of a dict lookup per event.
+
+    Two facts of the algorithm make this exact, not an approximation:
+
+    - a score reads only ``r_mass`` (the last window's masses), which no event changes until
+      the window pivots: within a window, equal feature vectors get equal scores;
+    - learning only adds 1 to ``l_mass`` along the vector's path, and nothing reads
+      ``l_mass`` before the pivot (with every feature present): the additions can wait.
+
+    So each distinct vector's path (its nodes in every tree: the trees' splits never change)
+    is found once, its score once per window, and what it teaches is counted and added to
+    River's nodes when the window pivots — or whenever River's object itself is looked at
+    (:meth:`flush`: saving, or a River call). The scores, masses and pivots are River's to
+    the bit (``tests/test_fraud/test_model.py`` compares them with River's two calls). A
+    vector with a missing feature, trees not grown yet, or a River without the private fields
+    shared here take River's own calls.
     """
-    if not hst.trees or len(x) != width or not hasattr(hst, "_tree_nodes"):
-        score = float(hst.score_one(x))
-        hst.learn_one(x)
+
+    __slots__ = ("hst", "names", "paths", "pending", "scores")
+
+    def __init__(self, hst: anomaly.HalfSpaceTrees, names: tuple[str, ...]) -> None:
+        self.hst, self.names = hst, names
+        self.paths: dict[tuple[float, ...], list[list[Node]]] = {}
+        self.pending: dict[tuple[float, ...], int] = {}
+        self.scores: dict[tuple[float, ...], float] = {}
+
+    def flush(self) -> anomaly.HalfSpaceTrees:
+        """Add what was taught since the last flush to River's nodes; River's object (the
+        scores of this window are forgotten: the caller may teach it, and pivot it)."""
+        self.scores = {}
+        if self.pending:
+            paths = self.paths
+            for key, times in self.pending.items():
+                for path in paths[key]:
+                    for node in path:
+                        node.l_mass += times
+            self.pending = {}
+        return self.hst
+
+    def _key(self, x: dict[str, float]) -> tuple[float, ...] | None:
+        if len(x) != len(self.names) or not self.hst.trees or not hasattr(self.hst, "_tree_nodes"):
+            return None
+        try:
+            return tuple(map(x.__getitem__, self.names))
+        except KeyError:
+            return None
+
+    def _path(self, key: tuple[float, ...], x: dict[str, float]) -> list[list[Node]]:
+        path = self.paths.get(key)
+        if path is None:
+            if len(self.paths) >= MAX_PATHS:
+                self.flush()
+                self.paths = {}
+            path = []
+            for node in self.hst.trees:
+                nodes = []
+                for _ in range(self.hst.height):
+                    nodes.append(node)
+                    children = node.children
+                    node = children[0] if x[node.feature] < node.threshold else children[1]
+                nodes.append(node)
+                path.append(nodes)
+            self.paths[key] = path
+        return path
+
+    def _score(self, key: tuple[float, ...], x: dict[str, float]) -> float:
+        score = self.scores.get(key)
+        if score is None:
+            hst = self.hst
+            if hst._first_window:
+                score = 0.0
+            else:
+                size_limit, total = 0.1 * hst.window_size, 0.0
+                for nodes in self._path(key, x):
+                    depth_pow = 1
+                    for node in nodes:
+                        r = node.r_mass
+                        total += r * depth_pow
+                        if r < size_limit:
+                            break
+                        depth_pow <<= 1
+                score = 1 - total / hst._max_score
+            self.scores[key] = score
         return score
-    height, size_limit = hst.height, 0.1 * hst.window_size
-    scoring = not hst._first_window
-    total = 0.0
-    for node in hst.trees:
-        depth_pow, adding = 1, scoring
-        for _ in range(height):
-            node.l_mass += 1
-            if adding:
-                r = node.r_mass
-                total += r * depth_pow
-                adding = r >= size_limit
-                depth_pow <<= 1
-            children = node.children
-            node = children[0] if x[node.feature] < node.threshold else children[1]
-        node.l_mass += 1
-        if adding:
-            total += node.r_mass * depth_pow
-    hst.counter += 1
-    if hst.counter == hst.window_size:
-        for nodes in hst._tree_nodes:
-            for each in nodes:
-                each.r_mass = each.l_mass
-                each.l_mass = 0
-        hst._first_window = False
-        hst.counter = 0
-    return 1 - total / hst._max_score if scoring else 0.0
+
+    def score_one(self, x: dict[str, float]) -> float:
+        """``hst.score_one(x)``."""
+        key = self._key(x)
+        if key is None:
+            return float(self.flush().score_one(x))
+        return self._score(key, x)
+
+    def score_then_learn(self, x: dict[str, float]) -> float:
+        """``hst.score_one(x)`` then ``hst.learn_one(x)``."""
+        key = self._key(x)
+        if key is None:
+            hst = self.flush()
+            score = float(hst.score_one(x))
+            hst.learn_one(x)
+            return score
+        score = self._score(key, x)
+        self._path(key, x)
+        self.pending[key] = self.pending.get(key, 0) + 1
+        hst = self.hst
+        hst.counter += 1
+        if hst.counter == hst.window_size:
+            self.flush()
+            for nodes in hst._tree_nodes:
+                for each in nodes:
+                    each.r_mass = each.l_mass
+                    each.l_mass = 0
+            hst._first_window = False
+            hst.counter = 0
+            self.scores = {}
+        return score
 
 
 @dataclass
@@ -270,8 +351,10 @@ class OnlineFraudModel:
 
     def __post_init__(self) -> None:
         config = self.config
-        self.trees = _trees(config, FEATURES, config.seed, config.window_size)
-        self.ip_trees = _trees(config, IP_FEATURES, config.seed + 1, config.ip_window_size)
+        self._walk = TreeWalk(_trees(config, FEATURES, config.seed, config.window_size), FEATURES)
+        self._ip_walk = TreeWalk(
+            _trees(config, IP_FEATURES, config.seed + 1, config.ip_window_size), IP_FEATURES
+        )
         self.drift = drift.ADWIN()
         #: Whether the last :meth:`process` / :meth:`process_ip` call's score reached its
         #: bar (after the warm-up), and its features.
@@ -279,18 +362,42 @@ class OnlineFraudModel:
         self.last_features: dict[str, float] = {}
         self.last_score = 0.0
 
+    @property
+    def trees(self) -> anomaly.HalfSpaceTrees:
+        """The users' River trees, with everything taught so far in their nodes."""
+        return self._walk.flush()
+
+    @property
+    def ip_trees(self) -> anomaly.HalfSpaceTrees:
+        """The IPs' River trees, likewise."""
+        return self._ip_walk.flush()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickled as River's objects, with every taught event in them (checkpoints written
+        # before :class:`TreeWalk` existed load the same way).
+        state = dict(self.__dict__)
+        state["trees"] = state.pop("_walk").flush()
+        state["ip_trees"] = state.pop("_ip_walk").flush()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        self._walk = TreeWalk(state.pop("trees"), FEATURES)
+        self._ip_walk = TreeWalk(state.pop("ip_trees"), IP_FEATURES)
+        self.__dict__.update(state)
+
     # --- River's face ---------------------------------------------------------------
     def score_one(self, x: dict[str, float]) -> float:
-        return float(self.trees.score_one(x))
+        return self._walk.score_one(x)
 
     def learn_one(self, x: dict[str, float]) -> None:
         self.trees.learn_one(x)
         self.learned += 1
 
     def score_then_learn(self, x: dict[str, float]) -> float:
-        """``score_one(x)`` then ``learn_one(x)`` in one walk (see :func:`_score_then_learn`)."""
+        """``score_one(x)`` then ``learn_one(x)``, at a dict lookup's cost (:class:`TreeWalk`)."""
         self.learned += 1
-        return _score_then_learn(self.trees, x, len(FEATURES))
+        return self._walk.score_then_learn(x)
 
     def _teaches(self, memory: Memory, ts: int, cap: int, window_ms: int) -> bool:
         """Whether this entity's event may teach the trees: at most ``cap`` per
@@ -319,7 +426,7 @@ class OnlineFraudModel:
         if self._teaches(memory, when, self.config.teach_cap, 10 * MINUTE):
             score = self.score_then_learn(x)
         else:
-            score = float(self.trees.score_one(x))
+            score = self._walk.score_one(x)
         self.last_score = score
         attempt = event["event_type"] == "login" and not event.get("success")
         self.anomalous = (
@@ -341,9 +448,9 @@ class OnlineFraudModel:
         when = ts if ts is not None else event_time_ms(event)
         if self._teaches(memory, when, self.config.ip_teach_cap, HOUR):
             self.ip_learned += 1
-            score = _score_then_learn(self.ip_trees, x, len(IP_FEATURES))
+            score = self._ip_walk.score_then_learn(x)
         else:
-            score = float(self.ip_trees.score_one(x))
+            score = self._ip_walk.score_one(x)
         self.last_score = score
         self.anomalous = (
             learned >= self.config.ip_warmup_events and score >= self.config.ip_alert_score

@@ -216,6 +216,8 @@ def build(
     def entity(alert: dict[str, Any]) -> str:
         return str(alert["entity_id"])
 
+    # What no detector reads stops here, before its user's state is opened.
+    events = events.filter(lambda value: value is not SKIPPED)
     user_alerts = events.apply(fraud.on_user_event, stateful=True, metadata=True, expand=True)
     user_alerts.to_topic(signals, key=entity)
 

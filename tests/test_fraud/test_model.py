@@ -144,10 +144,11 @@ def test_the_detector_runs_on_a_dataframe_without_kafka() -> None:
     assert detector.model.drift is not None  # ADWIN watches the score stream
 
 
-def test_one_walk_scores_and_learns_exactly_as_rivers_two_calls() -> None:
-    """``score_then_learn`` against River's ``score_one`` then ``learn_one``: over the
-    simulator's features (several window pivots), the same score at every event and the
-    same masses in every node at the end."""
+def test_the_walk_scores_and_learns_exactly_as_rivers_two_calls() -> None:
+    """``score_then_learn`` (:class:`TreeWalk`: paths and scores memoised, learning added at
+    the pivot) against River's ``score_one`` then ``learn_one``: over the simulator's
+    features (several window pivots), the same score at every event and the same masses in
+    every node at the end."""
     memory: dict = {}
     xs = [features(memory.setdefault(e["user_id"], {}), e) for e in _events()
           if FraudDetector.relevant(e)]  # fmt: skip
@@ -165,3 +166,36 @@ def test_one_walk_scores_and_learns_exactly_as_rivers_two_calls() -> None:
     assert masses(fused) == masses(river)
     assert (fused.learned, fused.trees.counter) == (river.learned, river.trees.counter)
     assert any(score > 0 for score in [river.score_one(x) for x in xs[-50:]])
+
+
+def test_the_walk_stays_rivers_through_pickles_lone_scores_and_a_full_cache(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Mid-window a pickle holds every event taught (and a model loaded from it goes on as
+    River does), a score without learning is River's ``score_one``, a vector with a missing
+    feature takes River's own calls, and a path cache that fills up starts over, exactly."""
+    import pickle
+
+    from movieflix_lab.fraud import model as model_module
+
+    monkeypatch.setattr(model_module, "MAX_PATHS", 7)
+    memory: dict = {}
+    xs = [features(memory.setdefault(e["user_id"], {}), e) for e in _events()
+          if FraudDetector.relevant(e)]  # fmt: skip
+    config = ModelConfig(seed=11, window_size=100)
+    fused, river = OnlineFraudModel(config), OnlineFraudModel(config)
+    hst = river.trees  # River's object, driven by River's own calls only
+    for i, x in enumerate(xs[:1000]):
+        if i % 7 == 3:  # scored, not learned
+            assert fused.score_one(x) == float(hst.score_one(x))
+            continue
+        if i % 97 == 50:  # a missing feature
+            x = {name: value for name, value in x.items() if name != "play_rate"}
+        expected = float(hst.score_one(x))
+        hst.learn_one(x)
+        assert fused.score_then_learn(x) == expected
+        if i % 250 == 125:  # mid-window
+            fused = pickle.loads(pickle.dumps(fused))
+    masses = [[(n.l_mass, n.r_mass) for n in nodes] for nodes in fused.trees._tree_nodes]
+    assert masses == [[(n.l_mass, n.r_mass) for n in nodes] for nodes in hst._tree_nodes]
+    assert fused.trees.counter == hst.counter and hst.counter > 0
