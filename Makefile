@@ -11,7 +11,7 @@ INSTALLED := $(VENV)/.installed
 KAFKA_LIBS := .kafka/libs/.pom.sha256
 PYTEST_ARGS ?=
 
-.PHONY: help setup sysdeps kafka demo test test-fast lab check format clean bench soak soak-recovery
+.PHONY: help setup sysdeps kafka demo test test-fast lab check format clean bench soak soak-recovery soak-cluster
 
 help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "; printf "MovieFlix Lab targets:\n"} \
@@ -79,6 +79,10 @@ soak: setup ## Ten minutes of traffic with a 10x burst; lag, recovery, memory (r
 
 soak-recovery: setup ## The long crash loops left out of `make test` (at-least-once SIGKILL twins).
 	@$(BIN)/pytest -m soak $(PYTEST_ARGS)
+
+soak-cluster: setup ## The three-node failover tests at length: ten kills, 15-s outages.
+	@MOVIEFLIX_TEST_CLUSTER_KILLS=10 MOVIEFLIX_TEST_CLUSTER_SECONDS_DOWN=15 \
+		$(BIN)/pytest -s tests/test_reliability/test_cluster.py tests/test_reliability/test_cluster_streams.py $(PYTEST_ARGS)
 
 check: $(INSTALLED) ## Lint and type-check (ruff, mypy).
 	@$(BIN)/ruff check movieflix_lab tests benchmarks scripts notebooks

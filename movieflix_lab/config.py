@@ -69,9 +69,14 @@ class Settings(BaseSettings):
     #: Any further librdkafka settings, as a JSON object (``{"client.rack": "eu-1a"}``).
     kafka_client_config: dict[str, str] = Field(default_factory=dict)
 
-    #: Partitions and replication for the topic catalog.
+    #: Partitions and replication for the topic catalog. Replication unset: three replicas
+    #: where the cluster has three brokers or more (two in sync for a write,
+    #: ``topic_min_insync_replicas``), else one per broker.
     topic_partitions: int = Field(6, ge=1)
-    topic_replication_factor: int = Field(1, ge=1)
+    topic_replication_factor: int | None = Field(None, ge=1)
+    #: In-sync replicas an acks=all write needs. Unset: 2 with three replicas or more, else
+    #: the cluster's default.
+    topic_min_insync_replicas: int | None = Field(None, ge=1)
 
     # --- stream apps ------------------------------------------------------------------
     #: Seconds between checkpoints (offset commits, sink flushes, state changelog).
@@ -81,6 +86,10 @@ class Settings(BaseSettings):
     #: clean stop leaves the group at once; lower means faster failover after a crash, and
     #: more needless rebalances on a machine that stalls (the broker allows 6 s at least).
     stream_session_timeout_s: float = Field(45.0, ge=6, le=1800)
+    #: Times a stream app starts its run again, in the same process, after the run failed on
+    #: Kafka being away (a broker lost mid-rebalance, a coordinator moving), before it gives
+    #: up; state and offsets come back from Kafka as after a restart. 0: fail at once.
+    stream_max_restarts: int = Field(5, ge=0)
     #: RocksDB memory of each stream app process (its windows' and memories' state): the
     #: block cache all its stores share, and each store partition's write buffer (memtable,
     #: at most two per partition). Every state write appends a whole copy of the value to
@@ -177,6 +186,9 @@ class Settings(BaseSettings):
     #: The demo's own PostgreSQL server (data/postgres), when no postgres_dsn is set.
     local_postgres_port: int = Field(54329, ge=1, le=65535)
     local_controller_port: int = Field(9093, ge=1, le=65535)
+    #: Nodes of the local cluster. Unset: as many as ``broker start --nodes N`` last started
+    #: (``data/kafka/cluster.json``), else one.
+    local_kafka_nodes: int | None = Field(None, ge=1, le=9)
     #: Broker storage, logs and pid file. Defaults to ``data/kafka``.
     kafka_data_dir: Path | None = None
     #: Where Maven copies the broker jars (``make kafka``).
@@ -212,8 +224,14 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _ports_differ(self) -> Settings:
-        if self.local_kafka_port == self.local_controller_port:
-            raise ValueError("local_kafka_port and local_controller_port must differ")
+        ports = [port for node in range(1, (self.local_kafka_nodes or 1) + 1)
+                 for port in self.local_node_ports(node)]  # fmt: skip
+        if len(set(ports)) != len(ports):
+            raise ValueError(
+                "local_kafka_port and local_controller_port must differ"
+                + (" by an odd number (node N uses each plus 2 * (N - 1))"
+                   if self.local_kafka_port != self.local_controller_port else "")
+            )  # fmt: skip
         return self
 
     # --- derived values ---------------------------------------------------------------
@@ -229,10 +247,39 @@ class Settings(BaseSettings):
 
     @property
     def bootstrap_servers(self) -> str:
-        """The bootstrap servers every client connects to."""
+        """The bootstrap servers every client connects to (every node of the local
+        cluster: a client starting while one is down still finds the others)."""
         if self.kafka_bootstrap is not None:
             return self.kafka_bootstrap
-        return f"{self.local_kafka_host}:{self.local_kafka_port}"
+        host = self.local_kafka_host
+        return ",".join(
+            f"{host}:{self.local_node_ports(node)[0]}" for node in range(1, self.local_nodes + 1)
+        )
+
+    @property
+    def local_nodes(self) -> int:
+        """The local cluster's node count: ``local_kafka_nodes``, else what ``broker start``
+        recorded (``cluster.json`` in the broker's home), else 1."""
+        if self.local_kafka_nodes is not None:
+            return self.local_kafka_nodes
+        try:
+            recorded = json.loads((self.broker_dir / "cluster.json").read_text())
+            return max(1, int(recorded.get("nodes", 1)))
+        except (OSError, ValueError, TypeError, AttributeError):
+            return 1
+
+    def local_node_ports(self, node: int) -> tuple[int, int]:
+        """Node ``node``'s broker and controller ports (node 1: the configured ones).
+
+        >>> Settings(local_kafka_port=9092, local_controller_port=9093).local_node_ports(3)
+        (9096, 9097)
+        """
+        step = 2 * (node - 1)
+        return self.local_kafka_port + step, self.local_controller_port + step
+
+    def with_local_nodes(self, nodes: int) -> Settings:
+        """These settings for a local cluster of ``nodes`` nodes."""
+        return self.model_copy(update={"local_kafka_nodes": nodes})
 
     @property
     def broker_dir(self) -> Path:

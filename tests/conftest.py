@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import pytest
 
-pytest_plugins = ["tests.fixtures.kafka", "tests.fixtures.postgres"]
+pytest_plugins = ["tests.fixtures.kafka", "tests.fixtures.postgres", "tests.fixtures.cluster"]
 
 #: Fixtures that give a test a real service.
-SERVICES = frozenset({"kafka", "clean_kafka", "empty_kafka", "postgres", "fresh_database",
-                      "module_database"})  # fmt: skip
+SERVICES = frozenset({"kafka", "clean_kafka", "empty_kafka", "cluster", "postgres",
+                      "fresh_database", "module_database"})  # fmt: skip
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

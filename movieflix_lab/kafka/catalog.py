@@ -44,7 +44,7 @@ from confluent_kafka.admin import (
 )
 
 from movieflix_lab.config import Settings
-from movieflix_lab.kafka.client import admin_client, partition_for_key
+from movieflix_lab.kafka.client import admin_client, cluster_brokers, partition_for_key
 from movieflix_lab.kafka.exceptions import TopicError
 
 __all__ = [
@@ -65,6 +65,7 @@ __all__ = [
     "derived_topic",
     "describe_topics",
     "partition_for_user",
+    "replication",
     "topic",
     "watch_history_key",
 ]
@@ -288,6 +289,24 @@ def _existing_partitions(admin: AdminClient, timeout: float) -> dict[str, int]:
     return {name: len(meta.partitions) for name, meta in metadata.topics.items()}
 
 
+def replication(settings: Settings, brokers: int) -> tuple[int, dict[str, str]]:
+    """The replication factor of a new topic and the configs that go with it.
+
+    Unless set (``MOVIEFLIX_TOPIC_REPLICATION_FACTOR``): three replicas on a cluster of
+    three brokers or more, with ``min.insync.replicas=2``, so an acknowledged write is on two
+    brokers and one broker may be lost without losing a write or refusing one — what a
+    production cluster runs; one replica per broker below that.
+
+    >>> replication(Settings(), 3), replication(Settings(), 1)
+    ((3, {'min.insync.replicas': '2'}), (1, {}))
+    >>> replication(Settings(topic_replication_factor=2), 5)
+    (2, {})
+    """
+    replicas = settings.topic_replication_factor or max(1, min(3, brokers))
+    in_sync = settings.topic_min_insync_replicas or (2 if replicas >= 3 else None)
+    return replicas, {"min.insync.replicas": str(in_sync)} if in_sync else {}
+
+
 def _topic_configs(admin: AdminClient, names: Iterable[str]) -> dict[str, dict[str, str]]:
     resources = [ConfigResource(ConfigResource.Type.TOPIC, name) for name in names]
     if not resources:
@@ -339,13 +358,14 @@ def create_topics(
     missing = [spec for spec in specs if spec.name not in existing]
     reports: list[TopicReport] = []
     if missing:
+        replicas, durability = replication(settings, cluster_brokers(settings))
         futures = admin.create_topics(
             [
                 NewTopic(
                     spec.name,
                     num_partitions=spec.partitions_for(settings),
-                    replication_factor=settings.topic_replication_factor,
-                    config=dict(spec.config),
+                    replication_factor=replicas,
+                    config={**durability, **spec.config},
                 )
                 for spec in missing
             ],

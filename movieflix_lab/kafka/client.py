@@ -27,6 +27,7 @@ from movieflix_lab.logs import LIBRDKAFKA_LOGGER
 __all__ = [
     "admin_client",
     "client_config",
+    "cluster_brokers",
     "consumer",
     "murmur2",
     "partition_for_key",
@@ -134,6 +135,15 @@ def wait_until_reachable(settings: Settings, timeout: float | None = None) -> in
             f"({exc.args[0].str() if exc.args else exc}): {hint}"
         ) from None
     return len(metadata.brokers)
+
+
+def cluster_brokers(settings: Settings) -> int:
+    """How many brokers the cluster has: the local cluster's node count (a node that is down
+    still counts: a topic created meanwhile must not get fewer replicas), else the brokers
+    the cluster's metadata lists."""
+    if settings.uses_local_broker:
+        return settings.local_nodes
+    return wait_until_reachable(settings)
 
 
 def murmur2(data: bytes) -> int:

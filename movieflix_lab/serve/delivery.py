@@ -54,7 +54,23 @@ class Delivered:
     offset: int
 
 
+#: While deliveries fail, one request in this many seconds is let through to try again (a
+#: circuit breaker's half-open state); the others are answered 503 at once.
+CANARY_EVERY_S = 1.0
+
+
 class KafkaDelivery:
+    """Events to Kafka, each request answered when Kafka confirmed all of its events.
+
+    Two ways Kafka can be away. Every broker unreachable: librdkafka says so at once, and
+    requests are answered 503 until a metadata probe succeeds. Brokers reachable but not
+    confirming writes (a cluster that lost its controller quorum, or too few in-sync
+    replicas): only a delivery timing out shows it, after ``gateway_delivery_timeout_s``.
+    From the first such failure the gateway answers 503 at once, naming the error, and lets
+    one request in ``CANARY_EVERY_S`` through to try; the first that is confirmed closes the
+    circuit. ``/readyz`` reports both.
+    """
+
     def __init__(
         self, settings: Settings, *, on_state: Callable[[bool], None] | None = None
     ) -> None:
@@ -62,6 +78,10 @@ class KafkaDelivery:
         then at every change."""
         self.timeout_s = settings.gateway_delivery_timeout_s
         self._down_since: float | None = None
+        #: Since when, and why, deliveries fail while brokers answer (None: they do not).
+        self._failing: tuple[float, str] | None = None
+        self._canary_at = 0.0
+        self._canary_busy = False
         self._on_state = on_state
         self._writer = EventWriter(
             settings,
@@ -89,7 +109,26 @@ class KafkaDelivery:
 
     @property
     def kafka_up(self) -> bool:
-        return self._down_since is None
+        return self._down_since is None and self._failing is None
+
+    @property
+    def failing(self) -> str | None:
+        """Why deliveries fail while the brokers answer (None when they do not)."""
+        if self._failing is None:
+            return None
+        since, reason = self._failing
+        return f"Kafka has confirmed no delivery for {time.monotonic() - since:.0f} s: {reason}"
+
+    def _failed(self, reason: str) -> None:
+        if self._failing is None:
+            logger.warning("Kafka does not confirm deliveries (%s): ingestion answers 503", reason)
+            self._failing = (time.monotonic(), reason)
+
+    def _confirmed(self) -> None:
+        if self._failing is not None:
+            logger.info("Kafka confirms deliveries again after %.1f s",
+                        time.monotonic() - self._failing[0])  # fmt: skip
+            self._failing = None
 
     def _poll_loop(self) -> None:
         last_probe = 0.0
@@ -129,6 +168,19 @@ class KafkaDelivery:
         """
         if self._down_since is not None:
             raise KafkaUnavailableError("Kafka is unreachable")
+        canary = False
+        if self._failing is not None:
+            now = time.monotonic()
+            if self._canary_busy or now - self._canary_at < CANARY_EVERY_S:
+                raise KafkaUnavailableError(self.failing or "Kafka does not confirm deliveries")
+            self._canary_busy, self._canary_at, canary = True, now, True
+        try:
+            return await self._deliver(events)
+        finally:
+            if canary:
+                self._canary_busy = False
+
+    async def _deliver(self, events: Sequence[EventBase | WireEvent]) -> list[Delivered]:
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         batch = _PendingBatch(len(events), loop, done)
@@ -140,11 +192,14 @@ class KafkaDelivery:
         try:
             await asyncio.wait_for(asyncio.shield(done), self.timeout_s + 5)
         except TimeoutError:
+            self._failed("no delivery report in time")
             raise KafkaUnavailableError("Kafka did not confirm delivery in time") from None
         if batch.refused is not None:
             raise EventRefusedError(*batch.refused)
         if batch.error is not None:
+            self._failed(batch.error)
             raise KafkaUnavailableError(batch.error)
+        self._confirmed()
         return [
             Delivered(str(event.event_id), topic, partition, offset)
             for event, (topic, partition, offset) in zip(events, batch.delivered, strict=True)

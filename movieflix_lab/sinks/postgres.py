@@ -115,9 +115,18 @@ TABLES: dict[str, TableSpec] = {
 }
 
 
+#: The advisory lock ``create_tables`` holds (any fixed number; this one spells "mflx").
+SCHEMA_LOCK = 0x6D666C78
+
+
 def create_tables(dsn: str, tables: Iterable[TableSpec] | None = None) -> None:
-    """Create the tables that do not exist yet (idempotent)."""
-    with psycopg.connect(dsn, autocommit=True) as connection:
+    """Create the tables that do not exist yet (idempotent).
+
+    In one transaction under an advisory lock: two instances starting together would
+    otherwise both run ``CREATE TABLE IF NOT EXISTS`` and one fail on the catalog's unique
+    index (PostgreSQL checks "not exists" before it takes the name)."""
+    with psycopg.connect(dsn) as connection, connection.transaction():
+        connection.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
         for table in tables if tables is not None else TABLES.values():
             connection.execute(table.ddl())
 

@@ -25,14 +25,14 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import NewTopic
 from quixstreams import Application
 from quixstreams.models import Row
-from quixstreams.models.topics import Topic, TopicAdmin, TopicManager
+from quixstreams.models.topics import Topic, TopicAdmin, TopicConfig, TopicManager
 from quixstreams.models.topics.exceptions import CreateTopicFailure, CreateTopicTimeout
 from quixstreams.sinks import BaseSink
 from quixstreams.state.rocksdb import RocksDBOptions
 
 from movieflix_lab.config import Settings
-from movieflix_lab.kafka.catalog import DEAD_LETTERS
-from movieflix_lab.kafka.client import producer, quix_connection
+from movieflix_lab.kafka.catalog import DEAD_LETTERS, replication
+from movieflix_lab.kafka.client import cluster_brokers, producer, quix_connection
 from movieflix_lab.streams.regroup import Replays
 
 if TYPE_CHECKING:
@@ -276,7 +276,41 @@ class PromptTopicAdmin(TopicAdmin):
     (seven for the analytics app) for creations the broker finishes in milliseconds.
     This one asks for them in one request and returns once the cluster's metadata lists
     them.
+
+    On a cluster of several brokers each learns of a new topic on its own: one may list it
+    while the next asked (for its configs) does not know it yet, and Quix then calls a topic
+    just created "not found". So a topic this admin created that a broker does not know yet
+    is asked for again, until one does.
     """
+
+    _created: set[str]
+
+    def inspect_topics(
+        self, topic_names: list[str], timeout: float = 30
+    ) -> dict[str, TopicConfig | None]:
+        deadline = time.monotonic() + timeout
+        found = self._inspect(topic_names, timeout, deadline)
+        created: set[str] = getattr(self, "_created", set())
+        while late := [n for n in topic_names if found.get(n) is None and n in created]:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+            found.update(self._inspect(late, timeout, deadline))
+        return found
+
+    def _inspect(
+        self, names: list[str], timeout: float, deadline: float
+    ) -> dict[str, TopicConfig | None]:
+        """Quix's inspection, asked again while the broker asked for the configs does not
+        know a topic the one that listed it does (``UNKNOWN_TOPIC_OR_PART``)."""
+        while True:
+            try:
+                return super().inspect_topics(names, timeout=timeout)
+            except KafkaException as exc:
+                code = exc.args[0].code() if exc.args else None
+                if code != KafkaError.UNKNOWN_TOPIC_OR_PART or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def create_topics(
         self, topics: list[Topic], timeout: float = 30, finalize_timeout: float = 60
@@ -307,6 +341,7 @@ class PromptTopicAdmin(TopicAdmin):
                 raise CreateTopicTimeout(f"no answer creating topic {name!r}") from None
         if failed:
             raise CreateTopicFailure(f"could not create topics: {failed}")
+        self._created = getattr(self, "_created", set()) | {t.name for t in new}
         # Created is not yet visible: the broker answering the next metadata request may
         # not know the topic yet (Quix's second of waiting hid that).
         deadline = time.monotonic() + finalize_timeout
@@ -389,6 +424,11 @@ def stream_application(
     topics = TopicManager(
         topic_admin=PromptTopicAdmin(quix_connection(settings), extra_config=producer_extra),
         consumer_group=group_name(settings, name),
+    )
+    # Topics Quix creates from no source topic (an output not in the catalog) replicate as
+    # the catalog's do; changelogs and repartitions copy their source topics'.
+    topics.default_replication_factor, topics.default_extra_config = replication(
+        settings, cluster_brokers(settings)
     )
     app = Application(
         broker_address=quix_connection(settings),

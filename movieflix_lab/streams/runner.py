@@ -8,6 +8,10 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from confluent_kafka import KafkaError, KafkaException
+from quixstreams.checkpointing.exceptions import CheckpointProducerTimeout
+from quixstreams.exceptions import PartitionAssignmentError
+from quixstreams.kafka.exceptions import BaseKafkaException, KafkaBrokerUnavailableError
 from quixstreams.sinks import BaseSink
 
 from movieflix_lab.config import Settings
@@ -239,6 +243,49 @@ def wait_for_catch_up(settings: Settings, app: str, timeout: float = 120.0) -> i
     return left
 
 
+#: Kafka errors that say a broker or coordinator is away or moving, not that a request is
+#: wrong: a run that failed on one of them is started again (``stream_max_restarts``).
+_TRANSIENT_CODES = frozenset({
+    KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._TIMED_OUT,
+    KafkaError._MSG_TIMED_OUT, KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_NOT_AVAILABLE,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE, KafkaError.REQUEST_TIMED_OUT,
+    KafkaError.NOT_ENOUGH_REPLICAS, KafkaError.NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+    KafkaError.NETWORK_EXCEPTION, KafkaError._STATE, KafkaError._FENCED,
+    # The group moved on without this member (its coordinator was lost for longer than the
+    # session): under exactly-once its open transaction is aborted, and it joins again.
+    KafkaError.UNKNOWN_MEMBER_ID, KafkaError.ILLEGAL_GENERATION,
+    KafkaError.REBALANCE_IN_PROGRESS,
+})  # fmt: skip
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether a stream app's run failed on Kafka being away (this error or one it wraps).
+
+    >>> from confluent_kafka import KafkaException
+    >>> transient(KafkaException(KafkaError(KafkaError._ALL_BROKERS_DOWN)))
+    True
+    >>> transient(KafkaException(KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED)))
+    False
+    >>> transient(ValueError("a bug"))
+    False
+    """
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return False
+        if isinstance(seen, PartitionAssignmentError | KafkaBrokerUnavailableError
+                      | CheckpointProducerTimeout):  # fmt: skip
+            return True
+        error = getattr(seen, "error", None) if isinstance(seen, BaseKafkaException) else (
+            seen.args[0] if isinstance(seen, KafkaException) and seen.args else None
+        )  # fmt: skip
+        if isinstance(error, KafkaError):
+            return error.retriable() or error.code() in _TRANSIENT_CODES
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def run_app(
     settings: Settings,
     name: str,
@@ -266,7 +313,9 @@ def run_app(
     if name not in APPS:
         raise KeyError(f"no stream app {name!r}; known: {', '.join(APPS)}")
     summary = RunSummary(name, 0, Counter())
-    for round_ in range(1, max_rounds + 1):
+    round_ = restarts = 0
+    while round_ < max_rounds:
+        round_ += 1
         stream = stream_application(
             settings, name, instance=instance, guarantee=guarantee,
             low_latency=name in LOW_LATENCY, commit_interval=_commit_interval(settings, name),
@@ -274,14 +323,28 @@ def run_app(
         )  # fmt: skip
         on_stop = APPS[name](stream, settings, options)
         beside = on_start() if on_start is not None else None
+        failed: BaseException | None = None
         try:
             stream.app.run(timeout=timeout, collect=False) if timeout else stream.app.run()
+        except Exception as exc:
+            if not transient(exc) or restarts >= settings.stream_max_restarts:
+                raise
+            failed = exc
         finally:
             stream.late.flush()
             if on_stop is not None:
                 on_stop()
             if beside is not None:
                 beside()
+        if failed is not None:
+            restarts += 1
+            round_ -= 1  # the round starts again; it did not end
+            logger.warning(
+                "%s: the run failed on Kafka (%s): starting it again in %d s (%d of %d)",
+                name, failed, 2 * restarts, restarts, settings.stream_max_restarts,
+            )  # fmt: skip
+            time.sleep(2 * restarts)
+            continue
         summary.rounds = round_
         summary.dead_letters += stream.dead_letters.count
         summary.replays_dropped += stream.replays.dropped

@@ -163,3 +163,47 @@ def test_cluster_ids_never_look_like_an_option() -> None:
     ids = [_random_cluster_id() for _ in range(5000)]
     assert not any(i.startswith("-") for i in ids)
     assert all(len(i) == 22 for i in ids) and len(set(ids)) == len(ids)
+
+
+def test_a_three_node_cluster_through_the_cli(tmp_path: Path) -> None:
+    """``broker start --nodes 3``: every node listed; one stopped and started on its own;
+    ``broker stop`` stops them all; the node count is remembered between commands."""
+    from tests.fixtures.cluster import cluster_settings
+
+    settings = cluster_settings(tmp_path / "cluster")
+    env = {k: v for k, v in cli_env(settings).items() if k != "MOVIEFLIX_LOCAL_KAFKA_NODES"}
+    try:
+        started = run_cli("broker", "start", "--nodes", "3", env=env)
+        assert started.returncode == 0, started.stderr
+        assert "3 nodes at" in started.stdout
+        # Remembered: no --nodes, no MOVIEFLIX_LOCAL_KAFKA_NODES.
+        described = json.loads(run_cli("broker", "status", "--json", env=env).stdout)
+        nodes = described["nodes"]
+        assert [n["id"] for n in nodes] == [1, 2, 3] and all(n["running"] for n in nodes)
+        assert all(n["roles"] == "broker,controller" for n in nodes)
+        assert described["address"] == settings.bootstrap_servers
+        assert len({n["address"] for n in nodes} | {n["controller_address"] for n in nodes}) == 6
+        for node in nodes:
+            assert Path(node["log"]).is_file() and f"node-{node['id']}" in node["log"]
+        table = run_cli("broker", "status", env=env)
+        assert table.returncode == 0 and table.stdout.count("broker,controller") == 3
+
+        stopped = run_cli("broker", "stop", "--node", "2", env=env)
+        assert stopped.returncode == 0 and "node 2 stopped" in stopped.stdout
+        partial = run_cli("broker", "status", "--json", env=env)
+        assert partial.returncode == 4, partial.stdout
+        assert [n["running"] for n in json.loads(partial.stdout)["nodes"]] == [True, False, True]
+        assert "2 of 3 nodes running" in run_cli("broker", "status", env=env).stdout
+
+        back = run_cli("broker", "start", "--node", "2", env=env)
+        assert back.returncode == 0 and "node 2 running" in back.stdout, back.stderr
+        wrong = run_cli("broker", "start", "--nodes", "1", env=env)
+        assert "stop it" in _one_line_error(wrong)
+        missing = run_cli("broker", "stop", "--node", "7", env=env)
+        assert "node 7 does not exist" in _one_line_error(missing)
+    finally:
+        done = run_cli("broker", "stop", env=env)
+    assert done.returncode == 0 and "stopped" in done.stdout
+    final = run_cli("broker", "status", "--json", env=env)
+    assert final.returncode == 3
+    assert not any(n["running"] for n in json.loads(final.stdout)["nodes"])

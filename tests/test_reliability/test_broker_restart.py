@@ -8,9 +8,6 @@ import os
 import signal
 import threading
 import time
-import uuid
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -19,49 +16,10 @@ import pytest
 from movieflix_lab.jobs.processes import gateway_process
 from movieflix_lab.kafka.broker import LocalBroker
 from movieflix_lab.kafka.catalog import create_topics
+from tests.fixtures.gateway import BATCH, CLIENTS, Clients
 from tests.fixtures.kafka import free_port, local_broker_settings, read_back, with_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-CLIENTS, BATCH = 4, 10
-RECENT = (datetime.now(UTC) - timedelta(hours=1)).isoformat(timespec="seconds")
-
-
-@dataclass
-class Outcome:
-    sent_at: float
-    status: int | str  # the HTTP status, or the transport error's name
-    event_ids: list[str]
-    retry_after: str | None = None
-    seconds: float = 0.0
-
-
-@dataclass
-class Clients:
-    url: str
-    outcomes: list[Outcome] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-
-    def run(self) -> None:
-        with httpx.Client(base_url=self.url, timeout=30) as client:
-            while not self.stop.is_set():
-                ids = [str(uuid.uuid4()) for _ in range(BATCH)]
-                body = [{"event_id": i, "user_id": f"u{i[:6]}", "timestamp": RECENT,
-                         "event_type": "rate", "movie_id": "m1", "rating": 4}
-                        for i in ids]  # fmt: skip
-                sent_at = time.monotonic()
-                try:
-                    response = client.post("/v1/events", json=body)
-                except httpx.TransportError as error:
-                    self.outcomes.append(Outcome(sent_at, type(error).__name__, ids))
-                    time.sleep(0.2)
-                    continue
-                self.outcomes.append(
-                    Outcome(sent_at, response.status_code, ids, response.headers.get("retry-after"),
-                            time.monotonic() - sent_at)
-                )  # fmt: skip
-                if response.status_code != 200:
-                    time.sleep(0.2)  # a client backing off, as Retry-After asks
 
 
 def test_broker_killed_and_restarted_under_load(tmp_path: Path) -> None:

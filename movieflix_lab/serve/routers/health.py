@@ -26,6 +26,8 @@ async def readyz(delivery: DeliveryDep) -> JSONResponse:
         missing = await anyio.to_thread.run_sync(delivery.probe)
     except Exception as exc:
         return JSONResponse({"status": "unavailable", "kafka": str(exc)}, status_code=503)
+    if (failing := delivery.failing) is not None:  # brokers answer, writes are not confirmed
+        return JSONResponse({"status": "unavailable", "kafka": failing}, status_code=503)
     if missing:
         return JSONResponse(
             {"status": "unavailable", "kafka": "up", "missing_topics": missing}, status_code=503
