@@ -82,6 +82,7 @@ def test_every_topic_has_three_replicas_two_in_sync(cluster) -> None:  # type: i
     assert sorted(leaders(cluster, [TOPIC])) == [1, 2, 3]  # leadership is spread
 
 
+@pytest.mark.timeout(900)  # KILLS rounds of ~35 s; make soak-cluster runs ten
 def test_ingest_through_leader_loss(cluster, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Clients post batches while the node leading most of ``user-interactions`` is killed
     and restarted, ``KILLS`` times: every answer is 200 or 503, and every acknowledged event

@@ -84,6 +84,7 @@ def _all_replicated(settings: Settings) -> None:
     assert {d.name: d.replication_factor for d in described if d.replication_factor != 3} == {}
 
 
+@pytest.mark.timeout(900)  # about 200 s on 2 cores; a slow machine takes twice that
 def test_stream_apps_through_a_node_loss(cluster, tmp_path: Path, fresh_database: str) -> None:  # type: ignore[no-untyped-def]
     """The analytics, fraud and recs apps under exactly-once catch up a backlog while the
     node leading most of their input partitions is SIGKILLed and restarted: every window is
@@ -142,6 +143,7 @@ def test_stream_apps_through_a_node_loss(cluster, tmp_path: Path, fresh_database
     _all_replicated(settings)
 
 
+@pytest.mark.timeout(900)  # about 165 s on 2 cores
 def test_two_instances_of_each_app_across_the_nodes(  # type: ignore[no-untyped-def]
     cluster, tmp_path: Path, fresh_database: str
 ) -> None:
