@@ -74,8 +74,8 @@ class Settings(BaseSettings):
     #: ``topic_min_insync_replicas``), else one per broker.
     topic_partitions: int = Field(6, ge=1)
     topic_replication_factor: int | None = Field(None, ge=1)
-    #: In-sync replicas an acks=all write needs. Unset: 2 with three replicas or more, else
-    #: the cluster's default.
+    #: In-sync replicas an acks=all write needs, set on each topic the catalog creates.
+    #: Unset: 2 with three replicas or more, else 1.
     topic_min_insync_replicas: int | None = Field(None, ge=1)
 
     # --- stream apps ------------------------------------------------------------------

@@ -213,8 +213,8 @@ def _trees(
 
 Node = Any
 #: Paths kept per walker before the cache starts over (distinct feature vectors are few:
-#: most features are 0 for nearly every event).
-MAX_PATHS = 50_000
+#: most features are 0 for nearly every event; each path holds a node per level per tree).
+MAX_PATHS = 5_000
 
 
 class TreeWalk:

@@ -21,6 +21,7 @@ Nothing here runs when ``MOVIEFLIX_KAFKA_BOOTSTRAP`` names another cluster.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import logging
@@ -445,6 +446,7 @@ class LocalBroker:
         return self.settings.local_nodes
 
     def _nodes(self, count: int | None = None) -> list[_Node]:
+        self._require_local()
         count = count or self.node_count
         return [_Node(self.settings, i, count) for i in range(1, count + 1)]
 
@@ -529,6 +531,13 @@ class LocalBroker:
         else:
             self.cluster_file.unlink(missing_ok=True)
         self.settings = self.settings.with_local_nodes(wanted)
+        ports = [port for n in range(1, wanted + 1) for port in self.settings.local_node_ports(n)]
+        if len(set(ports)) != len(ports):
+            raise BrokerStartError(
+                f"{wanted} nodes need distinct ports, and node N uses the broker and controller "
+                "ports plus 2 * (N - 1): make MOVIEFLIX_LOCAL_KAFKA_PORT and "
+                "MOVIEFLIX_LOCAL_CONTROLLER_PORT differ by an odd number"
+            )
         down = [member for member in self._nodes(wanted) if not member.status()[0].running]
         self._launch(down, cluster_id, wanted)
         status = self.status()
@@ -612,7 +621,8 @@ class LocalBroker:
         members = [(m, m.status()[0]) for m in self._nodes()]
         running = [(m, st) for m, st in members if st.running and st.pid is not None]
         for _, state in running:
-            os.kill(state.pid, signal.SIGTERM)  # type: ignore[arg-type]
+            with contextlib.suppress(ProcessLookupError):  # gone since its status was read
+                os.kill(state.pid, signal.SIGTERM)  # type: ignore[arg-type]
         for member, state in running:
             self._wait_gone(member, state.pid, timeout)  # type: ignore[arg-type]
         return bool(running)

@@ -297,14 +297,23 @@ def replication(settings: Settings, brokers: int) -> tuple[int, dict[str, str]]:
     brokers and one broker may be lost without losing a write or refusing one — what a
     production cluster runs; one replica per broker below that.
 
+    ``min.insync.replicas`` is always set on the topic, never above its replicas: a cluster
+    whose default is 2 (the local three-node one) must not refuse every write to a topic
+    given one replica.
+
     >>> replication(Settings(), 3), replication(Settings(), 1)
-    ((3, {'min.insync.replicas': '2'}), (1, {}))
+    ((3, {'min.insync.replicas': '2'}), (1, {'min.insync.replicas': '1'}))
     >>> replication(Settings(topic_replication_factor=2), 5)
-    (2, {})
+    (2, {'min.insync.replicas': '1'})
     """
     replicas = settings.topic_replication_factor or max(1, min(3, brokers))
-    in_sync = settings.topic_min_insync_replicas or (2 if replicas >= 3 else None)
-    return replicas, {"min.insync.replicas": str(in_sync)} if in_sync else {}
+    in_sync = settings.topic_min_insync_replicas or (2 if replicas >= 3 else 1)
+    if in_sync > replicas:
+        raise TopicError(
+            f"MOVIEFLIX_TOPIC_MIN_INSYNC_REPLICAS={in_sync} is more than the {replicas} "
+            "replica(s) a topic gets: no write could ever be acknowledged; lower it"
+        )
+    return replicas, {"min.insync.replicas": str(in_sync)}
 
 
 def _topic_configs(admin: AdminClient, names: Iterable[str]) -> dict[str, dict[str, str]]:

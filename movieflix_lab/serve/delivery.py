@@ -57,6 +57,12 @@ class Delivered:
 #: While deliveries fail, one request in this many seconds is let through to try again (a
 #: circuit breaker's half-open state); the others are answered 503 at once.
 CANARY_EVERY_S = 1.0
+#: Delivery errors that say the cluster answers but does not confirm writes: they open the
+#: circuit. Others (a missing topic, a refused event, no authorisation) do not.
+_NOT_CONFIRMING = frozenset({
+    KafkaError._MSG_TIMED_OUT, KafkaError._TIMED_OUT, KafkaError.REQUEST_TIMED_OUT,
+    KafkaError.NOT_ENOUGH_REPLICAS, KafkaError.NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+})  # fmt: skip
 
 
 class KafkaDelivery:
@@ -109,11 +115,21 @@ class KafkaDelivery:
 
     @property
     def kafka_up(self) -> bool:
-        return self._down_since is None and self._failing is None
+        return self._down_since is None and self.failing is None
 
     @property
     def failing(self) -> str | None:
-        """Why deliveries fail while the brokers answer (None when they do not)."""
+        """Why deliveries fail while the brokers answer (None when they do not).
+
+        With no request to try for two delivery timeouts the circuit closes by itself: a
+        gateway taken out of a load balancer for being unready gets no request that could
+        show it ready again (the next request that times out opens it again)."""
+        if (
+            self._failing is not None
+            and not self._canary_busy
+            and (time.monotonic() - max(self._failing[0], self._canary_at) > 2 * self.timeout_s)
+        ):
+            self._failing = None
         if self._failing is None:
             return None
         since, reason = self._failing
@@ -169,7 +185,7 @@ class KafkaDelivery:
         if self._down_since is not None:
             raise KafkaUnavailableError("Kafka is unreachable")
         canary = False
-        if self._failing is not None:
+        if self.failing is not None:
             now = time.monotonic()
             if self._canary_busy or now - self._canary_at < CANARY_EVERY_S:
                 raise KafkaUnavailableError(self.failing or "Kafka does not confirm deliveries")
@@ -197,7 +213,8 @@ class KafkaDelivery:
         if batch.refused is not None:
             raise EventRefusedError(*batch.refused)
         if batch.error is not None:
-            self._failed(batch.error)
+            if batch.error_code in _NOT_CONFIRMING:
+                self._failed(batch.error)
             raise KafkaUnavailableError(batch.error)
         self._confirmed()
         return [
@@ -219,6 +236,7 @@ class _PendingBatch:
         #: (topic, partition, offset) per event, in request order.
         self.delivered: list[tuple[str, int, int]] = [("", -1, -1)] * size
         self.error: str | None = None
+        self.error_code: int | None = None
         #: (position, field, message) of the first event Kafka refused for what it is.
         self.refused: tuple[int, str, str] | None = None
         self._loop = loop
@@ -231,7 +249,8 @@ class _PendingBatch:
                 field = _REFUSED.get(error.code())
                 if field is not None and self.refused is None:
                     self.refused = (position, field, f"Kafka refused it: {error.str()}")
-                self.error = self.error or error.str()
+                if self.error is None:
+                    self.error, self.error_code = error.str(), error.code()
             else:
                 self.delivered[position] = (message.topic(), message.partition(), message.offset())
             self.remaining -= 1  # delivery reports all arrive on the poll thread

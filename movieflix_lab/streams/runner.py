@@ -251,12 +251,20 @@ _TRANSIENT_CODES = frozenset({
     KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.NOT_LEADER_FOR_PARTITION,
     KafkaError.LEADER_NOT_AVAILABLE, KafkaError.REQUEST_TIMED_OUT,
     KafkaError.NOT_ENOUGH_REPLICAS, KafkaError.NOT_ENOUGH_REPLICAS_AFTER_APPEND,
-    KafkaError.NETWORK_EXCEPTION, KafkaError._STATE, KafkaError._FENCED,
+    KafkaError.NETWORK_EXCEPTION, KafkaError._STATE,
     # The group moved on without this member (its coordinator was lost for longer than the
     # session): under exactly-once its open transaction is aborted, and it joins again.
     KafkaError.UNKNOWN_MEMBER_ID, KafkaError.ILLEGAL_GENERATION,
     KafkaError.REBALANCE_IN_PROGRESS,
+    # The transaction's coordinator moved mid-transaction: librdkafka calls the producer
+    # fatally broken, and a new one (the restarted run's) takes the transactional id over.
+    KafkaError.INVALID_TXN_STATE, KafkaError.INVALID_PRODUCER_EPOCH,
+    KafkaError.CONCURRENT_TRANSACTIONS,
 })  # fmt: skip
+
+
+#: A run that lasted this long before it failed starts the restart count anew.
+RESTARTS_FORGOTTEN_S = 300.0
 
 
 def transient(exc: BaseException) -> bool:
@@ -324,6 +332,7 @@ def run_app(
         on_stop = APPS[name](stream, settings, options)
         beside = on_start() if on_start is not None else None
         failed: BaseException | None = None
+        started = time.monotonic()
         try:
             stream.app.run(timeout=timeout, collect=False) if timeout else stream.app.run()
         except Exception as exc:
@@ -336,7 +345,12 @@ def run_app(
                 on_stop()
             if beside is not None:
                 beside()
+        summary.dead_letters += stream.dead_letters.count
+        summary.replays_dropped += stream.replays.dropped
+        summary.late_events.update(stream.late.by_window)
         if failed is not None:
+            if time.monotonic() - started > RESTARTS_FORGOTTEN_S:
+                restarts = 0  # a long-lived app has its budget per outage, not per life
             restarts += 1
             round_ -= 1  # the round starts again; it did not end
             logger.warning(
@@ -346,9 +360,6 @@ def run_app(
             time.sleep(2 * restarts)
             continue
         summary.rounds = round_
-        summary.dead_letters += stream.dead_letters.count
-        summary.replays_dropped += stream.replays.dropped
-        summary.late_events.update(stream.late.by_window)
         if not timeout:
             break
         summary.outstanding = outstanding(settings, name, guarantee, exact=True)
