@@ -258,7 +258,10 @@ _TRANSIENT_CODES = frozenset({
     KafkaError.REBALANCE_IN_PROGRESS,
     # The transaction's coordinator moved mid-transaction: librdkafka calls the producer
     # fatally broken, and a new one (the restarted run's) takes the transactional id over.
-    KafkaError.INVALID_TXN_STATE, KafkaError.INVALID_PRODUCER_EPOCH,
+    # "Fenced by a newer instance" comes too, from the coordinator's epoch bump; two
+    # instances with one transactional id (a misconfiguration) still stop, after the
+    # restarts run out.
+    KafkaError.INVALID_TXN_STATE, KafkaError.INVALID_PRODUCER_EPOCH, KafkaError._FENCED,
     KafkaError.CONCURRENT_TRANSACTIONS,
 })  # fmt: skip
 

@@ -108,7 +108,9 @@ def test_stream_apps_through_a_node_loss(cluster, tmp_path: Path, fresh_database
     while progress["analytics"].share() < 0.05:
         running()
     apps["recs"] = _start(env, logs, "recs", "--timeout", "8", *EOS)
-    while progress["recs"].share() < 0.1 and progress["analytics"].share() < 0.4:
+    while (recs := progress["recs"].share()) == 0 or (
+        recs < 0.1 and progress["analytics"].share() < 0.4
+    ):
         running()
     at_kill = {name: round(p.share(), 2) for name, p in progress.items()}
     node = busiest_leader(settings, ["watch-history", "user-interactions", "search-events"])
