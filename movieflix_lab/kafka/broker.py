@@ -450,10 +450,6 @@ class LocalBroker:
         count = count or self.node_count
         return [_Node(self.settings, i, count) for i in range(1, count + 1)]
 
-    @property
-    def log_file(self) -> Path:
-        return self._nodes()[0].log_file
-
     def _bootstrap(self, nodes: list[_Node]) -> str:
         return ",".join(node.address for node in nodes)
 
@@ -595,9 +591,6 @@ class LocalBroker:
             f"the Kafka broker did not answer within {self.settings.kafka_start_timeout_s:.0f} s "
             f"(see {processes[0][0].log_file})"
         )
-
-    def _last_error_line(self) -> str:
-        return self._nodes()[0].last_error_line()
 
     # -- stop --
     def _member(self, node_id: int) -> _Node:

@@ -165,7 +165,7 @@ class FraudApp:
     def on_user_event(
         self, value: dict[str, Any], key: str, timestamp: int, headers: Any, state: State
     ) -> list[dict[str, Any]]:
-        if value is SKIPPED or not self.detector.relevant(value):
+        if not self.detector.relevant(value):  # SKIPPED stopped at the filter before
             return []
         raw = state.get_bytes(MEMORY)
         memory = orjson.loads(raw) if raw is not None else {}
