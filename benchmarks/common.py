@@ -11,7 +11,7 @@ import shutil
 import statistics
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -96,6 +96,47 @@ def own_broker(*, whole_history: bool = False, **overrides: Any) -> Iterator[Set
     finally:
         broker.stop()
         shutil.rmtree(home, ignore_errors=True)
+
+
+def quix_floor(settings: Settings, topics: Sequence[str], *, concat: bool,
+               low_latency: bool, quiet: float = 3.0) -> tuple[float, int]:  # fmt: skip
+    """Quix Streams' own cost of reading ``topics``: an app made as the stream apps are made
+    (:func:`~movieflix_lab.streams.app.stream_application`: same consumer settings, same
+    decode) that does nothing with a record. ``concat``: the inputs aligned by event time
+    through Quix's partition buffers, as the fraud app reads them.
+
+    Returns the seconds from launch until caught up (the quiet period subtracted) and the
+    records it saw. What an app costs above this is its own work; what this costs above raw
+    confluent-kafka is the framework's, which no change to the app can take away.
+    """
+    import uuid
+
+    from movieflix_lab.kafka.serde import EventDeserializer
+    from movieflix_lab.streams.app import stream_application
+
+    run_settings = settings.model_copy(
+        update={"stream_group_prefix": f"bench-floor-{uuid.uuid4().hex[:6]}-"}
+    )
+    started = time.perf_counter()
+    stream = stream_application(run_settings, "floor", low_latency=low_latency)
+    app = stream.app
+    frames = [app.dataframe(app.topic(name, key_deserializer="str",
+                                      value_deserializer=EventDeserializer()))
+              for name in topics]  # fmt: skip
+    seen = [0]
+
+    def count(value: Any) -> None:
+        seen[0] += 1
+
+    if concat:
+        merged = frames[0]
+        for frame in frames[1:]:
+            merged = merged.concat(frame)
+        frames = [merged]
+    for frame in frames:
+        frame.update(count)
+    app.run(timeout=quiet)
+    return time.perf_counter() - started - quiet, seen[0]
 
 
 def fmt(value: Any) -> str:

@@ -90,6 +90,12 @@ class Settings(BaseSettings):
     #: Kafka being away (a broker lost mid-rebalance, a coordinator moving), before it gives
     #: up; state and offsets come back from Kafka as after a restart. 0: fail at once.
     stream_max_restarts: int = Field(5, ge=0)
+    #: Exactly-once: how long a checkpoint's transaction commit may take before the run
+    #: fails and starts again (a restart fences the old producer). librdkafka's commit has
+    #: no bound of its own: after a node's loss one was seen waiting for the group
+    #: coordinator for as long as the test watched (minutes), while the broker had long
+    #: aborted the transaction (``transaction.timeout.ms``).
+    stream_transaction_commit_timeout_s: float = Field(60.0, ge=1)
     #: RocksDB memory of each stream app process (its windows' and memories' state): the
     #: block cache all its stores share, and each store partition's write buffer (memtable,
     #: at most two per partition). Every state write appends a whole copy of the value to

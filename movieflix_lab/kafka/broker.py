@@ -243,6 +243,9 @@ def _random_cluster_id() -> str:
 
 #: The file recording how many nodes the local cluster has (written by ``start``).
 CLUSTER_FILE = "cluster.json"
+#: Seconds the last nodes of a cluster stop get once most voters are gone (they cannot
+#: finish a controlled shutdown without a quorum).
+QUORUM_LOST_GRACE_S = 10.0
 #: A node's role: every node is a broker and a controller (KRaft combined mode).
 ROLES = "broker,controller"
 
@@ -616,8 +619,23 @@ class LocalBroker:
         for _, state in running:
             with contextlib.suppress(ProcessLookupError):  # gone since its status was read
                 os.kill(state.pid, signal.SIGTERM)  # type: ignore[arg-type]
+        started = time.monotonic()
+        deadline = started + timeout
+        quorum_lost_at: float | None = None
+        while time.monotonic() < deadline:
+            alive = [m for m, st in running if _alive(st.pid)]  # type: ignore[arg-type]
+            if not alive:
+                break
+            # Once a majority of the voters is gone, the rest cannot finish a controlled
+            # shutdown (it needs the quorum): seen waiting the whole minute. A few seconds
+            # for what they can still flush, then they are killed below.
+            if len(members) > 1 and len(alive) <= len(members) // 2:
+                quorum_lost_at = quorum_lost_at or time.monotonic()
+                if time.monotonic() - quorum_lost_at > QUORUM_LOST_GRACE_S:
+                    break
+            time.sleep(0.1)
         for member, state in running:
-            self._wait_gone(member, state.pid, timeout)  # type: ignore[arg-type]
+            self._wait_gone(member, state.pid, 0, waited=time.monotonic() - started)  # type: ignore[arg-type]
         return bool(running)
 
     def _stop(self, member: _Node, timeout: float) -> bool:
@@ -628,12 +646,15 @@ class LocalBroker:
         self._wait_gone(member, state.pid, timeout)
         return True
 
-    def _wait_gone(self, member: _Node, pid: int, timeout: float) -> None:
+    def _wait_gone(
+        self, member: _Node, pid: int, timeout: float, waited: float | None = None
+    ) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and _alive(pid):
             time.sleep(0.1)
         if _alive(pid):
-            logger.warning("broker pid %s ignored SIGTERM for %.0f s: killing it", pid, timeout)
+            logger.warning("broker pid %s ignored SIGTERM for %.0f s: killing it", pid,
+                           timeout if waited is None else waited)  # fmt: skip
             self._kill(pid)
         member.pid_file.unlink(missing_ok=True)
 

@@ -44,6 +44,7 @@ __all__ = [
     "LateEvents",
     "SinkFactory",
     "StreamApp",
+    "bound_commits",
     "group_name",
     "state_options",
     "stream_application",
@@ -351,6 +352,25 @@ class PromptTopicAdmin(TopicAdmin):
             time.sleep(0.05)
 
 
+def bound_commits(producer: Any, seconds: float) -> None:
+    """Give ``producer``'s checkpoint commits a deadline of ``seconds``.
+
+    Off the revoke path Quix commits a checkpoint's transaction with no timeout, and
+    librdkafka's ``send_offsets_to_transaction`` then waits as long as its group coordinator
+    does not answer: after a node's loss on a three-node cluster one waited for minutes
+    (the test gave up), long after the broker had aborted the transaction. With a deadline
+    the commit fails with a retriable timeout, Quix's attempts end, and the run starts
+    again (:func:`movieflix_lab.streams.runner.run_app`): its new producer fences the old
+    one and the checkpoint is read again from the last committed offsets.
+    """
+    commit = producer.commit_transaction
+
+    def bounded(positions: Any, group_metadata: Any, timeout: float | None = None) -> None:
+        commit(positions, group_metadata, timeout=seconds if timeout is None else timeout)
+
+    producer.commit_transaction = bounded
+
+
 def group_name(settings: Settings, name: str) -> str:
     """The consumer group of stream app ``name`` (all its instances share it)."""
     return f"{settings.stream_group_prefix}{name}"
@@ -450,6 +470,9 @@ def stream_application(
     # Private, no public hooks: the checkpoint's offsets and its (transactional) producer.
     dead_letters.store_offset = app._processing_context.store_offset
     dead_letters.internal = app._processing_context.producer
+    if guarantee == "exactly-once":
+        bound_commits(app._processing_context.producer,
+                      settings.stream_transaction_commit_timeout_s)  # fmt: skip
     stream = StreamApp(
         name, app, dead_letters, LateEvents(settings), state_dir, instance, metrics=metrics
     )
