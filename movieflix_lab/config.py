@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     #: Unset: 2 with three replicas or more, else 1.
     topic_min_insync_replicas: int | None = Field(None, ge=1)
 
+    # --- events on the wire ---------------------------------------------------------------
+    #: How the gateway and the simulator write events to Kafka: ``json`` (the contracts'
+    #: JSON) or ``avro`` (Avro's single-object encoding of the same contracts, about half
+    #: the bytes). Every reader takes both, so a topic may hold both during a migration.
+    wire_format: Literal["json", "avro"] = "json"
+
     # --- stream apps ------------------------------------------------------------------
     #: Seconds between checkpoints (offset commits, sink flushes, state changelog).
     stream_commit_interval_s: float = Field(5.0, gt=0)

@@ -108,6 +108,11 @@ def test_demo_runs_end_to_end_and_cleans_up(fresh: Settings) -> None:
     assert scraped["analytics"].records >= counts["watch-history"] + counts["search-events"]
     assert 0 < scraped["recs"].records <= counts["watch-history"]
     assert scraped["analytics"].windows_closed >= result.genre_windows > 0
+    # The events went over the wire as JSON; the same records weigh about half as Avro.
+    assert result.wire is not None and result.wire.written == "json"
+    assert set(result.wire.topics) == {"user-interactions", "watch-history", "search-events",
+                                       "login-events"}  # fmt: skip
+    assert 0.3 < result.wire.ratio < 0.6, result.wire
     # The PostgreSQL sink ran on a local server of the demo's own (Debian's postgresql).
     rows = result.postgres_rows
     assert rows["watch_history"] > 100 and rows["genre_watch_time"] > 0, rows
@@ -128,7 +133,9 @@ def test_demo_runs_end_to_end_and_cleans_up(fresh: Settings) -> None:
         httpx.get(f"http://127.0.0.1:{fresh.gateway_port}/healthz", timeout=2)
 
     # As a user runs it, a second time (the broker restarts on the same storage): the
-    # command prints what it ran and the summary of its result.
+    # command prints what it ran and the summary of its result. This time with Avro on the
+    # wire, so every topic now holds both formats, and every window still equals the batch.
+    env["MOVIEFLIX_WIRE_FORMAT"] = "avro"
     again = run_cli("demo", "--exit", "--users", "300", "--minutes", "30", env=env, timeout=300)
     assert again.returncode == 0, again.stderr
     events = json.loads((labels / "manifest.json").read_text())["events"]
@@ -136,6 +143,8 @@ def test_demo_runs_end_to_end_and_cleans_up(fresh: Settings) -> None:
     assert "MovieFlix Lab demo" in out and f"{events:,}" in out
     assert "stream vs batch" in out
     assert "analytics app /metrics" in out
+    assert re.search(r"wire format \(MOVIEFLIX_WIRE_FORMAT\)[\s│]+avro; as Avro, events weigh "
+                     r"0\.\d\d of their JSON", out), out  # fmt: skip
     for line in (out + again.stderr).splitlines():  # librdkafka's lines go through logging
         assert not re.match(r"\s*(%\d\||[A-Z]{4,12} \[(rdkafka|thrd))", line), line
     for output in OUTPUTS:  # printed as reconciled: every closed window equal to the batch

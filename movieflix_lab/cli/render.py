@@ -245,6 +245,13 @@ def demo_table(result: Any) -> Table:
     table.add_row("events through the gateway", f"{result.events:,}")
     for topic, count in sorted(result.topic_messages.items()):
         table.add_row(f"  messages in {topic}", f"{count:,}")
+    wire = result.wire
+    if wire is not None and wire.topics:
+        weigh = f"{wire.written}; as Avro, events weigh {wire.ratio:.2f} of their JSON"
+        table.add_row("wire format (MOVIEFLIX_WIRE_FORMAT)", weigh)
+        for topic, (_, as_json, as_avro) in wire.topics.items():
+            table.add_row(f"  bytes per event in {topic}",
+                          f"JSON {as_json:,.0f}, Avro {as_avro:,.0f}")  # fmt: skip
     table.add_row("labelled incidents", f"{result.incidents} ({result.labels_dir})")
     table.add_row(
         "closed genre windows (30 min)",

@@ -26,23 +26,31 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, TypeAlias
 
+import orjson
 from pydantic import TypeAdapter, ValidationError
 
+from movieflix_lab.events.avro import MAGIC as AVRO_MAGIC
+from movieflix_lab.events.avro import avro_json, encode_avro
 from movieflix_lab.events.fast import WireEvent, fast_record
 from movieflix_lab.events.models import EVENT_MODELS, Event, EventBase
 
 __all__ = [
     "EventDecodeError",
     "FieldError",
+    "WireFormat",
     "decode",
     "decode_batch",
     "decode_record",
     "encode",
     "event_json_schema",
+    "loads",
     "to_record",
 ]
+
+#: How events are written to Kafka (``MOVIEFLIX_WIRE_FORMAT``); readers take both.
+WireFormat: TypeAlias = Literal["json", "avro"]
 
 _EVENT = TypeAdapter[Event](Event)
 _KNOWN_TYPES = ", ".join(sorted(EVENT_MODELS))
@@ -122,15 +130,35 @@ def _json_problem(data: bytes | str) -> str:
 def decode_record(data: bytes) -> dict[str, Any]:
     """``to_record(decode(data))``, the fast way when ``data`` is a canonical event.
 
+    ``data`` may be JSON or Avro's single-object encoding (:mod:`movieflix_lab.events.avro`,
+    ``MOVIEFLIX_WIRE_FORMAT=avro``): an Avro message is resolved into its type's current
+    schema and then validated as its JSON would be; an unknown schema fingerprint or bytes
+    that are no datum of it raise :class:`EventDecodeError` saying so. A topic may hold both.
+
     What the kit's gateway and simulator write takes the fast path
     (:mod:`movieflix_lab.events.fast`: the same contracts, checked by msgspec); anything
     else — another spelling, or an invalid event — is validated by pydantic, and an invalid
     one raises :class:`EventDecodeError` naming the field, as :func:`decode` does.
     """
+    if data[:2] == AVRO_MAGIC:  # Avro's single-object encoding: resolved, then validated
+        try:
+            data = avro_json(data)
+        except ValueError as exc:
+            raise EventDecodeError([FieldError("", str(exc))]) from None
     record = fast_record(data)
     if record is not None:
         return record
     return to_record(decode(data))
+
+
+def loads(data: bytes) -> Any:
+    """A Kafka value as JSON data, unvalidated, whichever wire format wrote it: JSON as it
+    is, an event in Avro's single-object encoding resolved into its type's current schema
+    (what readers of whole topics, such as ``read_topic``, take). Raises ``ValueError``
+    when it is neither."""
+    if data[:2] == AVRO_MAGIC:
+        data = avro_json(data)
+    return orjson.loads(data)
 
 
 def decode_batch(items: Sequence[Any]) -> list[EventBase]:
@@ -150,8 +178,11 @@ def decode_batch(items: Sequence[Any]) -> list[EventBase]:
     return events
 
 
-def encode(event: EventBase | WireEvent) -> bytes:
-    """The JSON bytes of an event: exactly the body the gateway accepts."""
+def encode(event: EventBase | WireEvent, wire_format: WireFormat = "json") -> bytes:
+    """The bytes of an event: by default its JSON, exactly the body the gateway accepts;
+    ``wire_format="avro"``: Avro's single-object encoding of its current schema."""
+    if wire_format == "avro":
+        return encode_avro(event.record if isinstance(event, WireEvent) else to_record(event))
     if isinstance(event, WireEvent):
         return event.encode()
     return event.model_dump_json(exclude_none=True).encode()

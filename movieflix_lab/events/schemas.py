@@ -5,8 +5,9 @@ versions stay, next to an example payload of each in ``schemas/examples/``, so t
 the current models still read every older version's data.
 
 ``python -m movieflix_lab.events.schemas write`` writes the files of the current versions; it
-refuses to overwrite a version whose schema changed (bump ``SCHEMA_VERSION`` instead).
-``... check`` lists the differences.
+refuses to overwrite a version whose schema changed (bump ``SCHEMA_VERSION`` instead). It
+also writes each version's Avro twin and each topic's Avro union
+(:mod:`movieflix_lab.events.avro`). ``... check`` lists the differences.
 """
 
 from __future__ import annotations
@@ -76,11 +77,13 @@ def write_schemas() -> list[Path]:
 
 
 if __name__ == "__main__":  # pragma: no cover
+    from movieflix_lab.events.avro import check_avro_schemas, write_avro_schemas
+
     command = sys.argv[1] if len(sys.argv) > 1 else "check"
     if command == "write":
-        for path in write_schemas():
+        for path in [*write_schemas(), *write_avro_schemas()]:
             print(f"wrote {path}")
     else:
-        found = check_schemas()
+        found = check_schemas() + check_avro_schemas()
         print("\n".join(found) or "schemas up to date")
         sys.exit(1 if found else 0)

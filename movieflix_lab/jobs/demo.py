@@ -80,6 +80,64 @@ class ReportOutcome:
     duration_s: float
 
 
+@dataclass(frozen=True)
+class WireSizes:
+    """The run's wire format, and value bytes per event of a sample of each event topic:
+    as written, and the same records in each format (``events/avro.py``)."""
+
+    written: str
+    #: topic → (events sampled, mean bytes as JSON, mean bytes as Avro single-object).
+    topics: dict[str, tuple[int, float, float]]
+
+    @property
+    def ratio(self) -> float:
+        """Avro's bytes over JSON's, over every sampled event."""
+        n = sum(c for c, _, _ in self.topics.values())
+        json_bytes = sum(c * j for c, j, _ in self.topics.values())
+        avro_bytes = sum(c * a for c, _, a in self.topics.values())
+        return avro_bytes / json_bytes if n else float("nan")
+
+
+def wire_sizes(settings: Settings, sample: int = 2_000) -> WireSizes:
+    """Read up to ``sample`` events of each event topic and weigh each in both formats (the
+    values as they are, and the same records in the other format)."""
+    import orjson
+    from confluent_kafka import TopicPartition
+
+    from movieflix_lab.events.avro import TOPIC_EVENT_TYPES, encode_avro, is_avro
+    from movieflix_lab.events.codec import decode_record
+    from movieflix_lab.kafka.client import consumer
+
+    topics: dict[str, tuple[int, float, float]] = {}
+    reader = consumer(settings)
+    try:
+        for topic in TOPIC_EVENT_TYPES:
+            per = max(1, sample // settings.topic_partitions)
+            reader.assign([TopicPartition(topic, p, 0) for p in range(settings.topic_partitions)])
+            seen, json_bytes, avro_bytes, quiet = 0, 0, 0, 0
+            while seen < sample and quiet < 3:
+                messages = [m for m in reader.consume(per, timeout=0.5) if m.error() is None]
+                quiet = 0 if messages else quiet + 1
+                for message in messages[: sample - seen]:
+                    value = message.value()
+                    try:
+                        record = decode_record(value)
+                    except ValueError:  # a dead letter's business, not a size
+                        continue
+                    avro = value if is_avro(value) else encode_avro(record)
+                    plain = orjson.dumps(record) if is_avro(value) else value
+                    seen, json_bytes, avro_bytes = (
+                        seen + 1,
+                        json_bytes + len(plain),
+                        avro_bytes + len(avro),
+                    )
+            if seen:
+                topics[topic] = (seen, json_bytes / seen, avro_bytes / seen)
+    finally:
+        reader.close()
+    return WireSizes(settings.wire_format, topics)
+
+
 @dataclass
 class DemoResult:
     gateway_url: str
@@ -110,6 +168,9 @@ class DemoResult:
     reconciliation: Reconciliation = field(default_factory=Reconciliation)
     #: Each stream app's ``/metrics`` as scraped at the end of the run, by app.
     stream_metrics: dict[str, MetricsSnapshot] = field(default_factory=dict)
+    #: How the run's events went over the wire (``MOVIEFLIX_WIRE_FORMAT``), and what the same
+    #: events weigh in each format, per event topic (a sample of each).
+    wire: WireSizes | None = None
     #: Every report run on this run's data, by name.
     reports: dict[str, ReportOutcome] = field(default_factory=dict)
     reports_index: str = ""
@@ -386,6 +447,7 @@ def run_demo(
                 time.sleep(settings.stream_commit_interval_s + 1)  # the sink writes at checkpoints
                 result.postgres_rows = _postgres_rows(dsn)
             result.stream_metrics = _scrape_metrics(settings, ports)
+            result.wire = wire_sizes(settings)
             summary(result)
             if not options.exit_after and wait_for_interrupt is not None:
                 say(f"serving at {url} (docs at {url}/docs); Ctrl-C to stop")

@@ -2,7 +2,8 @@
 
 The gateway and the simulator both write through :class:`EventWriter`, so every event lands
 in the topic its type belongs to, keyed by user id, with the event time as the Kafka
-timestamp (what the stream apps' windows use), encoded by the one codec.
+timestamp (what the stream apps' windows use), encoded by the one codec: JSON, or Avro's
+single-object encoding with ``MOVIEFLIX_WIRE_FORMAT=avro`` (every reader takes both).
 """
 
 from __future__ import annotations
@@ -95,6 +96,8 @@ class EventWriter:
             **options,
         )
         self._partitions: dict[str, int] = {}
+        #: JSON or Avro's single-object encoding (``MOVIEFLIX_WIRE_FORMAT``).
+        self.wire_format = settings.wire_format
         #: Delivery errors of events sent without a callback of their own.
         self.failures: list[str] = []
 
@@ -121,7 +124,7 @@ class EventWriter:
         where = route(event, self.partitions_of)
         self._producer.produce(
             where.topic,
-            value=encode(event),
+            value=encode(event, self.wire_format),
             key=where.key,
             partition=where.partition,
             timestamp=event.timestamp_ms,

@@ -14,7 +14,6 @@ offset as of the call and keeps the records whose timestamps fall in [start_ms, 
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from movieflix_lab.config import Settings
+from movieflix_lab.events.codec import loads
 from movieflix_lab.kafka.client import consumer, watermarks
 
 __all__ = ["TopicSnapshot", "read_topic", "resolve_ranges"]
@@ -127,7 +127,7 @@ def read_topic(
                     snapshot.truncated = True
                     continue
                 try:
-                    value = json.loads(message.value())
+                    value = loads(message.value())
                 except (TypeError, ValueError):
                     value = None
                 if not isinstance(value, dict):

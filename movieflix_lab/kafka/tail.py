@@ -8,7 +8,6 @@ each was received.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -20,6 +19,7 @@ from typing import Any, Literal
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaException, TopicPartition
 
 from movieflix_lab.config import Settings
+from movieflix_lab.events.codec import loads
 from movieflix_lab.kafka.client import consumer, watermarks
 
 __all__ = ["Received", "TopicTail"]
@@ -87,7 +87,7 @@ class TopicTail:
                 continue
             self.positions[message.partition()] = message.offset()
             try:
-                value = json.loads(message.value())
+                value = loads(message.value())
             except (TypeError, ValueError):
                 self.unreadable += 1
                 continue

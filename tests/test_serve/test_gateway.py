@@ -11,8 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from movieflix_lab.config import Settings
-from movieflix_lab.events import decode, encode
+from movieflix_lab.events import decode, decode_record, encode, to_record
 from movieflix_lab.kafka.catalog import create_topics, partition_for_user, watch_history_key
+from movieflix_lab.kafka.event_writer import TOPIC_BY_EVENT_TYPE
 from movieflix_lab.serve import create_app
 from movieflix_lab.simulate import SimulationConfig, Simulator
 from tests.fixtures.kafka import read_back, with_settings
@@ -213,3 +214,32 @@ def test_health_readiness_metrics_docs(gateway: TestClient) -> None:
     body = schema["paths"]["/v1/events"]["post"]["requestBody"]["content"]["application/json"]
     assert body["schema"]["oneOf"][1]["type"] == "array"
     assert "WatchRecord" in schema["components"]["schemas"]
+
+
+def test_with_avro_on_the_wire_the_gateway_writes_single_object_avro(kafka: Settings) -> None:
+    """``MOVIEFLIX_WIRE_FORMAT=avro``: the HTTP contract stays JSON; what reaches Kafka is
+    Avro's single-object encoding, from the fast path and from pydantic's alike, and reads
+    back as the same records."""
+    settings = with_settings(kafka, wire_format="avro")
+    config = SimulationConfig(seed=22, users=30, movies=40, minutes=None, events=120, activity=40)
+    events = list(Simulator(config).events())
+    odd = {**_event("rate"), "user_id": "  u-spaced  "}  # another spelling: pydantic's path
+    with TestClient(create_app(settings)) as client:
+        body = b"[" + b",".join(encode(e) for e in events) + b"]"
+        assert client.post("/v1/events", content=body).status_code == 200
+        assert client.post("/v1/events", json=odd).status_code == 200
+    wanted = {str(e.event_id): e for e in events}
+    found: dict[str, object] = {}
+    for topic in ("user-interactions", "search-events", "login-events", "watch-history"):
+        ids = {i for i, e in wanted.items() if TOPIC_BY_EVENT_TYPE[e.event_type].name == topic}
+        if topic == "user-interactions":
+            ids.add(odd["event_id"])
+        found.update(read_back(kafka, topic, ids))
+    assert set(found) == set(wanted) | {odd["event_id"]}
+    for event_id, message in found.items():
+        value = message.value()  # type: ignore[attr-defined]
+        assert value[:2] == b"\xc3\x01", value[:20]
+        if event_id in wanted:
+            assert decode_record(value) == to_record(wanted[event_id])
+        else:
+            assert decode_record(value)["user_id"] == "u-spaced"

@@ -1,6 +1,10 @@
 """Poison input at 1%: every malformed message reaches ``dead-letters``, no app stops, and what
 the apps compute from the rest equals a batch computation over the clean events.
 
+The backlog migrates from JSON to Avro halfway (``MOVIEFLIX_WIRE_FORMAT``): every topic holds
+both formats, every app reads both, and the Avro poison (an unknown fingerprint, a cut
+datum, a valid datum breaking a contract) reaches ``dead-letters`` with its reason.
+
 Every stream app (analytics, fraud, recs) reads a backlog in which one message in a hundred,
 spread over all four source topics, is malformed in one of several ways. The throughput cost
 of the poison (goal: ≥ 0.9 of a clean run) is measured by ``benchmarks/poison.py``, not here.
@@ -8,6 +12,7 @@ of the poison (goal: ≥ 0.9 of a clean run) is measured by ``benchmarks/poison.
 
 from __future__ import annotations
 
+import base64
 import json
 import random
 from typing import Any
@@ -16,6 +21,7 @@ import pytest
 from confluent_kafka import TopicPartition
 
 from movieflix_lab.config import Settings
+from movieflix_lab.events.avro import MAGIC, encode_avro
 from movieflix_lab.events.codec import to_record
 from movieflix_lab.fraud import FraudDetector
 from movieflix_lab.kafka.catalog import RECS_UPDATES, create_topics
@@ -63,8 +69,21 @@ def _poison(rng: random.Random, n: int) -> bytes:
             }
         ).encode(),  # invalid id and count
         lambda: b'{"event_type": "play", "user_id": ' + b"9" * 5000 + b"}",
+        # Avro: a fingerprint no version has, a cut datum, a valid datum breaking a contract.
+        lambda: MAGIC + rng.randbytes(8) + AVRO_RATE[10:],
+        lambda: AVRO_RATE[: rng.randrange(11, len(AVRO_RATE))],
+        lambda: encode_avro({**RATE, "rating": 9}),
     ]
     return rng.choice(kinds)()
+
+
+RATE = {"event_id": "5be52bca-0a40-4349-b454-df935ea7e54f", "user_id": "u1",
+        "event_type": "rate", "timestamp": "2026-11-23T18:00:00Z", "movie_id": "m1",
+        "rating": 4, "schema_version": 1}  # fmt: skip
+AVRO_RATE = encode_avro(RATE)
+#: What a dead letter of each Avro poison says.
+AVRO_REASONS = ("unknown Avro schema fingerprint", "undecodable Avro datum",
+                "rating: Input should be less than or equal to 5")  # fmt: skip
 
 
 def _dead_letters(settings: Settings) -> list[dict[str, Any]]:
@@ -97,6 +116,8 @@ def poisoned(clean_kafka: Settings, tmp_path_factory: pytest.TempPathFactory):  
 
     with EventWriter(settings) as writer:
         for n, event in enumerate(events):
+            # A migration to Avro halfway through: every topic holds both formats.
+            writer.wire_format = "json" if n < len(events) // 2 else "avro"
             writer.send(event)
             if rng.random() < 0.01:  # one in a hundred, interleaved, on every source topic
                 out.produce(rng.choice(SOURCES), key=f"u{rng.randrange(600)}".encode(),
@@ -123,12 +144,20 @@ def test_every_malformed_message_reaches_dead_letters_and_no_app_stops(poisoned)
                for d in letters if d["app"] == app}  # fmt: skip
         assert got == expected, app
     # Each dead letter carries the bytes as they came and says what was wrong.
+    avro = 0
     for letter in letters:
         origin = letter["origin"]
         raw = poison[(origin["topic"], origin["partition"], origin["offset"])]
         kept = letter["value"].get("text")
-        assert kept == raw.decode() if kept is not None else letter["value"]["base64"]
+        if kept is not None:
+            assert kept == raw.decode()
+        else:
+            assert base64.b64decode(letter["value"]["base64"]) == raw
         assert letter["error"]
+        if raw[:2] == MAGIC:
+            avro += 1
+            assert any(reason in letter["error"] for reason in AVRO_REASONS), letter["error"]
+    assert avro >= 3
 
 
 def test_the_rest_is_computed_as_if_the_poison_was_not_there(poisoned) -> None:  # type: ignore[no-untyped-def]
