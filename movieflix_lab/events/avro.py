@@ -98,6 +98,7 @@ TOPIC_EVENT_TYPES: dict[str, tuple[str, ...]] = {
 #: Fields holding a date-time (a long of microseconds on the wire, an ISO string in a record).
 TIME_FIELDS = ("timestamp", "started_at")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NAIVE_EPOCH = datetime(1970, 1, 1)
 _MICRO = timedelta(microseconds=1)
 
 
@@ -380,10 +381,14 @@ def _micros(text: str) -> int:
 
 
 def _iso(micros: int) -> str:
-    """The canonical spelling :func:`~movieflix_lab.events.codec.encode` writes."""
-    stamp = _EPOCH + timedelta(microseconds=micros)
-    text = stamp.strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{text}.{stamp.microsecond:06d}Z" if stamp.microsecond else f"{text}Z"
+    """The canonical spelling :func:`~movieflix_lab.events.codec.encode` writes (a naive
+    datetime's ``isoformat`` has exactly its fraction rule, and is far quicker than
+    ``strftime``).
+
+    >>> _iso(1_780_000_000_250_000), _iso(1_780_000_000_000_000)
+    ('2026-05-28T20:26:40.250000Z', '2026-05-28T20:26:40Z')
+    """
+    return (_NAIVE_EPOCH + timedelta(microseconds=micros)).isoformat() + "Z"
 
 
 def encode_avro(record: dict[str, Any]) -> bytes:
