@@ -7,7 +7,7 @@ of its own: once written as JSON, once as Avro's single-object encoding
 (``MOVIEFLIX_WIRE_FORMAT=avro``, :mod:`movieflix_lab.events.avro`). For each format:
 
 - the value bytes per event on each topic (as written), and the bytes the broker keeps on
-  disk per event (its log segments: record batches, headers, keys and indexes included; no
+  disk per event (its log segments: record batches, keys and timestamps included; no
   compression, as the kit's producers write);
 - raw confluent-kafka consume + decode of the four event topics (the codec's
   ``decode_record``: the fast path for JSON; for Avro the schema's resolution, then the same
@@ -63,10 +63,12 @@ def read_all(settings: Settings) -> tuple[float, dict[str, tuple[int, int]]]:
 
 
 def disk_bytes(settings: Settings, topic: str) -> int:
-    """What the broker keeps of ``topic``: the size of its partitions' log folders."""
+    """What the broker keeps of ``topic``'s records: its partitions' log segments (record
+    batches with their headers, keys and timestamps; the index files, preallocated, left
+    out)."""
     folders = Path(settings.kafka_data_dir).rglob(f"{topic}-[0-9]*")
     return sum(f.stat().st_size for folder in folders if folder.is_dir()
-               for f in folder.iterdir() if f.is_file())  # fmt: skip
+               for f in folder.glob("*.log"))  # fmt: skip
 
 
 def measure(wire_format: str, events: int) -> dict[str, object]:
