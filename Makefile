@@ -72,6 +72,7 @@ bench: setup ## Run the benchmarks; results in reports/benchmarks/.
 	$(BIN)/python -m benchmarks.poison
 	$(BIN)/python -m benchmarks.end_to_end
 	$(BIN)/python -m benchmarks.profiles
+	$(BIN)/python -m benchmarks.wire_format
 	$(BIN)/python -m benchmarks.summary
 
 soak: setup ## Ten minutes of traffic with a 10x burst; lag, recovery, memory (reports/soak/).

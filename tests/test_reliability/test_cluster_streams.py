@@ -41,7 +41,8 @@ EOS = ("--guarantee", "exactly-once")
 #: Big enough that a kill at a quarter of the analytics app's backlog lands mid-run.
 BACKLOG = SimulationConfig(seed=23, users=4000, movies=500, minutes=None, events=120_000,
                            activity=30)  # fmt: skip
-TWINS = SimulationConfig(seed=29, users=3000, movies=500, minutes=None, events=40_000,
+#: Enough for each of two instances to own partitions with records (3,000 users).
+TWINS = SimulationConfig(seed=29, users=3000, movies=500, minutes=None, events=20_000,
                          activity=30)  # fmt: skip
 
 
