@@ -3,6 +3,7 @@
 import ast
 import re
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -145,3 +146,21 @@ def test_imports_run_down_the_layers() -> None:
         if p.name not in ("__init__.py", "exceptions.py", "provenance.py", "py.typed", "schemas")
         and not p.name.startswith("__pycache__")
     }, "a new part of the package: add it to NEVER_IMPORTS"
+
+
+def test_a_command_starts_without_building_the_iri_grammar_and_the_check_still_works() -> None:
+    """``movieflix_lab`` defers ``rfc3987_syntax``'s Lark grammar (jsonschema imports it for
+    one format check, through Quix Streams): a command's imports leave Lark out, and
+    jsonschema's ``iri`` check, once asked, answers as the real module does."""
+    probe = (
+        "import sys, movieflix_lab.cli, movieflix_lab.streams.runner, quixstreams\n"
+        "assert 'lark' not in sys.modules, 'the grammar was built at import'\n"
+        "from jsonschema import FormatChecker\n"
+        "checker = FormatChecker()\n"
+        "print(checker.conforms('https://example.com/ü', 'iri'),"
+        " checker.conforms('no iri ::', 'iri'), 'lark' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          cwd=PROJECT_ROOT)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "False", "True"]
