@@ -23,9 +23,9 @@ def _defer_rfc3987_grammar() -> None:
     which imports ``rfc3987_syntax.is_valid_syntax`` for its ``iri`` format check; that
     module compiles a Lark grammar as it is imported: about three seconds of every
     ``movieflix-lab`` command's and stream app's start on these 2-core machines, for a check
-    the kit never makes (``tests/test_project.py`` checks that a command imports no Lark). A stand-in module
-    hands jsonschema a function of the same name that imports the real module on its first
-    call and answers as it does, so the check still works wherever it is asked for.
+    the kit never makes. A stand-in module hands jsonschema a function of the same name that
+    imports the real module on its first call and answers as it does, so the check still
+    works wherever it is asked for (``tests/test_project.py``: a command imports no Lark).
     """
     name = "rfc3987_syntax"
     if name in sys.modules or importlib.util.find_spec(name) is None:
