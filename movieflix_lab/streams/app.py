@@ -48,6 +48,7 @@ __all__ = [
     "group_name",
     "state_options",
     "stream_application",
+    "stream_producer_config",
 ]
 
 logger = logging.getLogger(__name__)
@@ -253,6 +254,26 @@ class StreamApp:
     metrics: StreamMetrics | None = None
 
 
+#: Seconds after which a stream app's producer closes a connection it has not used.
+#: librdkafka looks a group coordinator up again only when a broker's connection changes
+#: state; once the coordinator's node has left the cluster's metadata (killed for longer
+#: than its session) nothing changes, and a transaction's ``send_offsets_to_transaction``
+#: waits past any timeout it was given (librdkafka #5456 and #5511, open, in the 2.12 that
+#: Quix Streams pins). A blocked app produces nothing, so its idle connections close after
+#: this long, and the closing is the change that sends the lookup on: a commit through a
+#: coordinator's loss then takes seconds instead of forever
+#: (``tests/test_reliability/test_cluster.py`` reproduces it).
+IDLE_CONNECTION_MS = 10_000
+
+
+def stream_producer_config(settings: Settings) -> dict[str, Any]:
+    """librdkafka settings of a stream app's producer (its transactional id aside):
+    keys partitioned as the kit's writers partition them, idle connections closed (see
+    :data:`IDLE_CONNECTION_MS`), then the user's ``MOVIEFLIX_KAFKA_CLIENT_CONFIG``."""
+    return {"partitioner": "murmur2_random", "connections.max.idle.ms": IDLE_CONNECTION_MS,
+            **settings.kafka_client_config}  # fmt: skip
+
+
 def _transactional(settings: Settings, name: str, instance: str, interval: float) -> dict[str, Any]:
     """Exactly-once producer settings: a stable ``transactional.id`` per instance.
 
@@ -355,13 +376,13 @@ class PromptTopicAdmin(TopicAdmin):
 def bound_commits(producer: Any, seconds: float) -> None:
     """Give ``producer``'s checkpoint commits a deadline of ``seconds``.
 
-    Off the revoke path Quix commits a checkpoint's transaction with no timeout, and
-    librdkafka's ``send_offsets_to_transaction`` then waits as long as its group coordinator
-    does not answer: after a node's loss on a three-node cluster one waited for minutes
-    (the test gave up), long after the broker had aborted the transaction. With a deadline
-    the commit fails with a retriable timeout, Quix's attempts end, and the run starts
-    again (:func:`movieflix_lab.streams.runner.run_app`): its new producer fences the old
-    one and the checkpoint is read again from the last committed offsets.
+    Off the revoke path Quix commits a checkpoint's transaction with no timeout. With a
+    deadline, a commit librdkafka cannot finish fails with a retriable timeout, Quix's
+    attempts end, and the run starts again (:func:`movieflix_lab.streams.runner.run_app`):
+    its new producer fences the old one and the checkpoint is read again from the last
+    committed offsets. (librdkafka does not honour the timeout in one case, a group
+    coordinator that left the cluster's metadata: :data:`IDLE_CONNECTION_MS` is what ends
+    that wait.)
     """
     commit = producer.commit_transaction
 
@@ -421,7 +442,7 @@ def stream_application(
     state_dir.mkdir(parents=True, exist_ok=True)
     extra = dict(settings.kafka_client_config)
     interval = commit_interval or settings.stream_commit_interval_s
-    producer_extra = {"partitioner": "murmur2_random", **extra}
+    producer_extra = stream_producer_config(settings)
     session_ms = int(settings.stream_session_timeout_s * 1000)
     # A broker answers one connection's requests in order, so each offset lookup Quix makes
     # while assigning partitions (committed offsets, then the watermarks of every input and

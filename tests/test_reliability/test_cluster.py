@@ -82,6 +82,71 @@ def test_every_topic_has_three_replicas_two_in_sync(cluster) -> None:  # type: i
     assert sorted(leaders(cluster, [TOPIC])) == [1, 2, 3]  # leadership is spread
 
 
+def test_a_transaction_commit_rides_out_its_group_coordinators_loss(cluster) -> None:  # type: ignore[no-untyped-def]
+    """librdkafka #5456/#5511: once a group's coordinator has left the cluster's metadata,
+    ``send_offsets_to_transaction`` waits past any timeout (the stream apps hung so in the
+    node-loss test). With the stream apps' producer settings (idle connections closed) the
+    commit goes through while the node is still down. Without them this waited 100+ s
+    for a 20-s timeout, every time."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    from movieflix_lab.kafka.client import client_config
+    from movieflix_lab.streams.app import stream_producer_config
+
+    create_topics(cluster)
+    base = client_config(cluster)
+    writer = Producer(base)
+    for i in range(60):
+        writer.produce(TOPIC, key=f"u{i}", value=b"{}")
+    assert writer.flush(30) == 0
+    group = f"coordinator-loss-{os.getpid()}"
+    reader = Consumer({**base, "group.id": group, "auto.offset.reset": "earliest",
+                       "enable.auto.commit": False, "session.timeout.ms": 45_000})  # fmt: skip
+    reader.subscribe([TOPIC])
+    read: list = []
+    while len(read) < 10:
+        read += [m for m in reader.consume(10, timeout=1) if not m.error()]
+    offsets = [TopicPartition(m.topic(), m.partition(), m.offset() + 1) for m in read]
+    producer = Producer({**base, **stream_producer_config(cluster),
+                         "transactional.id": group, "transaction.timeout.ms": 120_000})  # fmt: skip
+    producer.init_transactions(30)
+    producer.begin_transaction()  # a first commit: the producer knows the group's coordinator
+    producer.send_offsets_to_transaction(offsets, reader.consumer_group_metadata(), 20)
+    producer.commit_transaction(20)
+    producer.begin_transaction()
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient(base)  # kept alive until its future resolves
+    described = admin.describe_consumer_groups([group])[group].result(30)
+    node = described.coordinator.id
+    kill_node(cluster, node)
+    killed = time.monotonic()
+    while time.monotonic() - killed < 12:  # traffic meanwhile: the node leaves the metadata
+        for partition in range(6):
+            producer.produce(TOPIC, partition=partition, value=b"{}")
+        producer.poll(0.5)
+    outcome: list = []
+
+    def commit() -> None:  # in a thread: a blocked librdkafka call holds its thread for good
+        try:
+            producer.send_offsets_to_transaction(offsets, reader.consumer_group_metadata(), 20)
+            producer.commit_transaction(30)
+            outcome.append("committed")
+        except Exception as exc:  # the outcome is what the test reports
+            outcome.append(exc)
+
+    started = time.monotonic()
+    worker = threading.Thread(target=commit, daemon=True)
+    worker.start()
+    while worker.is_alive() and time.monotonic() - started < 60:
+        reader.poll(0.2)  # the group keeps its member meanwhile
+    took = time.monotonic() - started
+    print(f"node {node}, the group's coordinator, killed; the commit took {took:.1f} s")
+    assert outcome == ["committed"], f"after {took:.0f} s: {outcome or 'still blocked'}"
+    assert node not in {n.node_id for n in LocalBroker(cluster).status().nodes if n.running}
+    reader.close()
+
+
 @pytest.mark.timeout(900)  # KILLS rounds of ~35 s; make soak-cluster runs ten
 def test_ingest_through_leader_loss(cluster, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Clients post batches while the node leading most of ``user-interactions`` is killed
