@@ -42,10 +42,12 @@ __all__ = [
     "DeadLetters",
     "Guarantee",
     "LateEvents",
+    "PartitionsLost",
     "SinkFactory",
     "StreamApp",
     "bound_commits",
     "group_name",
+    "restart_when_lost",
     "state_options",
     "stream_application",
     "stream_producer_config",
@@ -392,6 +394,33 @@ def bound_commits(producer: Any, seconds: float) -> None:
     producer.commit_transaction = bounded
 
 
+class PartitionsLost(Exception):
+    """The group took this member's partitions from it: its session ended without it (a
+    node's loss longer than the session, or a paused process). Its run starts again."""
+
+
+def restart_when_lost(app: Application) -> None:
+    """End ``app``'s run when its partitions are lost, rather than only revoked.
+
+    Quix drops a lost partition's state stores but keeps the checkpoint that holds their
+    open transactions, so the next commit (or the next record already fetched) touches a
+    closed store and the run dies on ``DbClosedError`` (seen in the node-loss test: a fraud
+    app's session timed out while a node was down). A lost member's checkpoint is stale
+    anyway, as is its open Kafka transaction: like Kafka Streams on a migrated task, the run
+    ends here, :func:`movieflix_lab.streams.runner.run_app` starts it again, and the new
+    run reads from the group's committed offsets (under exactly-once its new producer
+    aborts the old transaction).
+    """
+    on_lost = app._on_lost  # private: the callback Quix subscribes with when the run starts
+
+    def lost(consumer: Any, partitions: list[Any]) -> None:
+        on_lost(consumer, partitions)
+        if partitions:  # confluent-kafka raises it from the poll that ran the callback
+            raise PartitionsLost(f"{len(partitions)} partition(s) lost: the group moved on")
+
+    app._on_lost = lost  # type: ignore[method-assign,assignment]
+
+
 def group_name(settings: Settings, name: str) -> str:
     """The consumer group of stream app ``name`` (all its instances share it)."""
     return f"{settings.stream_group_prefix}{name}"
@@ -491,6 +520,7 @@ def stream_application(
     # Private, no public hooks: the checkpoint's offsets and its (transactional) producer.
     dead_letters.store_offset = app._processing_context.store_offset
     dead_letters.internal = app._processing_context.producer
+    restart_when_lost(app)
     if guarantee == "exactly-once":
         bound_commits(app._processing_context.producer,
                       settings.stream_transaction_commit_timeout_s)  # fmt: skip

@@ -23,6 +23,7 @@ from movieflix_lab.sinks.postgres import TABLES, PostgresSink
 from movieflix_lab.streams import fraud, genre_watch_time, recs, search_volume
 from movieflix_lab.streams.app import (
     Guarantee,
+    PartitionsLost,
     SinkFactory,
     StreamApp,
     group_name,
@@ -278,6 +279,8 @@ def transient(exc: BaseException) -> bool:
     True
     >>> transient(KafkaException(KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED)))
     False
+    >>> transient(PartitionsLost("6 partition(s) lost"))
+    True
     >>> transient(ValueError("a bug"))
     False
     """
@@ -286,7 +289,7 @@ def transient(exc: BaseException) -> bool:
         if seen is None:
             return False
         if isinstance(seen, PartitionAssignmentError | KafkaBrokerUnavailableError
-                      | CheckpointProducerTimeout):  # fmt: skip
+                      | CheckpointProducerTimeout | PartitionsLost):  # fmt: skip
             return True
         error = getattr(seen, "error", None) if isinstance(seen, BaseKafkaException) else (
             seen.args[0] if isinstance(seen, KafkaException) and seen.args else None

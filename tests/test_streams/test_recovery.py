@@ -232,6 +232,49 @@ def test_fraud_and_recs_sigkilled_three_times(backlog, tmp_path: Path, guarantee
     assert_fraud_and_recs(settings, events, exactly_once=guarantee == "exactly-once")
 
 
+def test_fraud_and_recs_paused_past_their_session_start_again(backlog, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Both apps paused mid-backlog for longer than their session (SIGSTOP: a stalled VM, a
+    node's loss): on waking each finds its partitions lost, and its run starts again from
+    the group's commits. Before, Quix kept the lost stores' transactions in its checkpoint
+    and the run died on ``DbClosedError`` at the next commit (the cluster's node-loss test
+    met it). The rules' alerts and each user's viewing counts are still exact, none twice."""
+    base, events = backlog
+    prefix = "pause-"
+    settings = with_settings(base, data_dir=tmp_path / "data", stream_group_prefix=prefix,
+                             models_dir=tmp_path / "models")  # fmt: skip
+    env = cli_env(settings, MOVIEFLIX_STREAM_COMMIT_INTERVAL_S="0.5",
+                  MOVIEFLIX_STREAM_GROUP_PREFIX=prefix,
+                  MOVIEFLIX_STREAM_SESSION_TIMEOUT_S="6")  # fmt: skip
+    topic = {"fraud": "user-interactions", "recs": "watch-history"}
+    progress = {name: Progress(settings, f"{prefix}{name}", topic[name]) for name in topic}
+    apps = {name: start_app(env, "--timeout", "8", *EOS, app=name) for name in topic}
+    deadline = time.monotonic() + 120
+    at_pause: dict[str, float] = {}
+    while len(at_pause) < len(apps):  # each paused as it passes 5% (recs is the quicker)
+        for name, app in apps.items():
+            assert app.poll() is None, app.stderr.read() if app.stderr else ""
+            if name not in at_pause and (share := progress[name].share()) >= 0.05:
+                os.kill(app.pid, signal.SIGSTOP)
+                at_pause[name] = round(share, 3)
+        assert time.monotonic() < deadline, {n: p.share() for n, p in progress.items()}
+        time.sleep(0.05)
+    time.sleep(12)  # twice the session: the group moves on without them
+    for app in apps.values():
+        os.kill(app.pid, signal.SIGCONT)
+    for reader in progress.values():
+        reader.close()
+    print(f"paused for 12 s or more at {at_pause} of their backlogs")
+    assert all(share < 1.0 for share in at_pause.values()), at_pause  # mid-run
+    for name, app in apps.items():
+        said, errors = app.communicate(timeout=300)
+        restarts = " ".join(errors.split()).count("starting it again in")
+        print(f"{name}: exited {app.returncode}, runs started again: {restarts}")
+        assert app.returncode == 0, errors[-6000:]
+        assert restarts >= 1, errors[-6000:]  # the pause cost each its partitions
+        assert "left to read" not in said, said
+    assert_fraud_and_recs(settings, events, exactly_once=True)
+
+
 def _rekeyed_twice(settings: Settings, group: str) -> int:
     """Records of ``group``'s repartition topics written more than once: copies of one source
     record (the ``regroup`` source header: topic/partition/offset)."""
