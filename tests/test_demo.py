@@ -4,6 +4,8 @@ once as a user runs it (the command, its printed summary)."""
 import json
 import os
 import re
+import signal
+import time
 from pathlib import Path
 
 import httpx
@@ -12,6 +14,7 @@ import pytest
 
 from movieflix_lab.config import Settings
 from movieflix_lab.jobs.demo import DemoOptions, DemoResult, run_demo
+from movieflix_lab.jobs.processes import spawn
 from movieflix_lab.jobs.recs import TOO_LITTLE
 from tests.fixtures.cli import cli_env, run_cli
 from tests.fixtures.kafka import free_port, local_broker_settings, with_settings
@@ -135,19 +138,40 @@ def test_demo_runs_end_to_end_and_cleans_up(fresh: Settings) -> None:
     # As a user runs it, a second time (the broker restarts on the same storage): the
     # command prints what it ran and the summary of its result. This time with Avro on the
     # wire, so every topic now holds both formats, and every window still equals the batch.
+    # It serves until stopped, as `make demo` does; stopped here as `kill` or a process
+    # manager stops it (SIGTERM), it cleans up as after Ctrl-C.
     env["MOVIEFLIX_WIRE_FORMAT"] = "avro"
-    again = run_cli("demo", "--exit", "--users", "300", "--minutes", "30", env=env, timeout=300)
-    assert again.returncode == 0, again.stderr
+    said_to, errors_to = fresh.data_dir / "demo.out", fresh.data_dir / "demo.err"
+    with said_to.open("w") as stdout, errors_to.open("w") as stderr:
+        terminal = {**env, "COLUMNS": "200", "NO_COLOR": "1"}
+        demo = spawn(["demo", "--users", "300", "--minutes", "30"], terminal,
+                     stdout=stdout, stderr=stderr)  # fmt: skip
+        deadline = time.monotonic() + 300
+        while "Ctrl-C to stop" not in said_to.read_text():
+            assert demo.poll() is None, errors_to.read_text()
+            assert time.monotonic() < deadline, said_to.read_text()
+            time.sleep(0.5)
+        assert httpx.get(f"http://127.0.0.1:{fresh.gateway_port}/healthz", timeout=5).is_success
+        demo.send_signal(signal.SIGTERM)
+        assert demo.wait(120) == 0, errors_to.read_text()
     events = json.loads((labels / "manifest.json").read_text())["events"]
-    out = again.stdout
+    out, err = said_to.read_text(), errors_to.read_text()
+    assert "stopping" in out
     assert "MovieFlix Lab demo" in out and f"{events:,}" in out
     assert "stream vs batch" in out
     assert "analytics app /metrics" in out
     assert re.search(r"wire format \(MOVIEFLIX_WIRE_FORMAT\)[\s│]+avro; as Avro, events weigh "
                      r"0\.\d\d of their JSON", out), out  # fmt: skip
-    for line in (out + again.stderr).splitlines():  # librdkafka's lines go through logging
+    for line in (out + err).splitlines():  # librdkafka's lines go through logging
         assert not re.match(r"\s*(%\d\||[A-Z]{4,12} \[(rdkafka|thrd))", line), line
     for output in OUTPUTS:  # printed as reconciled: every closed window equal to the batch
         found = re.search(rf"{output}: ([\d,]+) windows closed, ([\d,]+) equal to the batch", out)
         assert found and found[1] == found[2], output
     assert "stopped the broker the demo started" in out
+    assert run_cli("broker", "status", env=env).returncode == 3  # all it started is stopped
+    metrics = set(re.findall(r"(http://127\.0\.0\.1:\d+)/metrics", out))
+    assert len(metrics) == 3, out
+    for url in [*metrics, f"http://127.0.0.1:{fresh.gateway_port}"]:
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"{url}/healthz", timeout=2)
+    assert not (fresh.data_dir / "postgres" / "data" / "postmaster.pid").exists()

@@ -6,6 +6,9 @@ renders its typed result (:mod:`movieflix_lab.cli.render`).
 
 from __future__ import annotations
 
+import signal
+from typing import Any
+
 from movieflix_lab.cli import (
     broker,
     demo,
@@ -25,8 +28,24 @@ __all__ = ["app", "main"]
 _COMMANDS = (broker, demo, jupyter, kafka_tool, models, reports, simulate, stream, topics)
 
 
+def _stop_on_termination() -> None:
+    """SIGTERM (``kill``, a process manager) and SIGHUP (the terminal closed) stop a command
+    as Ctrl-C does, through its cleanup. Python's default for both is to die on the spot:
+    a demo stopped so left its broker, stream apps, gateway and PostgreSQL running. A
+    signal the parent chose to ignore (``nohup``) stays ignored; commands that handle the
+    signals themselves (the stream apps, ``serve``) still do."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) is signal.SIG_DFL:
+            signal.signal(sig, interrupt)
+
+
 def main() -> None:
     """Run the CLI: errors become one line on stderr and exit code 1 unless ``--debug``."""
+    _stop_on_termination()
     try:
         app(prog_name="movieflix-lab")
     except KeyboardInterrupt:
