@@ -186,6 +186,19 @@ def test_an_instance_added_halfway_through_a_catch_up(backlog, tmp_path: Path) -
     assert_exact(settings, expected_windows(events))
 
 
+def _fraud_and_recs_env(
+    base: Settings, tmp_path: Path, prefix: str
+) -> tuple[Settings, dict[str, str]]:
+    """Settings and CLI environment of a fraud and recs run under group ``prefix``: commits
+    every 0.5 s, and a lost instance's partitions move on after 6 s (the session), not 45."""
+    settings = with_settings(base, data_dir=tmp_path / "data", stream_group_prefix=prefix,
+                             models_dir=tmp_path / "models")  # fmt: skip
+    env = cli_env(settings, MOVIEFLIX_STREAM_COMMIT_INTERVAL_S="0.5",
+                  MOVIEFLIX_STREAM_GROUP_PREFIX=prefix,
+                  MOVIEFLIX_STREAM_SESSION_TIMEOUT_S="6")  # fmt: skip
+    return settings, env
+
+
 @pytest.mark.parametrize("guarantee", ["exactly-once", AT_LEAST_ONCE_IN_SOAK])
 def test_fraud_and_recs_sigkilled_three_times(backlog, tmp_path: Path, guarantee: str) -> None:  # type: ignore[no-untyped-def]
     """The fraud and recs apps, killed together three times: the rules' alerts are those of
@@ -196,11 +209,7 @@ def test_fraud_and_recs_sigkilled_three_times(backlog, tmp_path: Path, guarantee
     base, events = backlog
     prefix = f"kill-apps-{guarantee}-"
     mode = ("--guarantee", guarantee)
-    settings = with_settings(base, data_dir=tmp_path / "data", stream_group_prefix=prefix,
-                             models_dir=tmp_path / "models")  # fmt: skip
-    env = cli_env(settings, MOVIEFLIX_STREAM_COMMIT_INTERVAL_S="0.5",
-                  MOVIEFLIX_STREAM_GROUP_PREFIX=prefix,
-                  MOVIEFLIX_STREAM_SESSION_TIMEOUT_S="6")  # fmt: skip
+    settings, env = _fraud_and_recs_env(base, tmp_path, prefix)
     topic = {"fraud": "user-interactions", "recs": "watch-history"}
     at_kill: dict[str, list[float]] = {"fraud": [], "recs": []}
     progress = {name: Progress(settings, f"{prefix}{name}", topic[name]) for name in topic}
@@ -240,11 +249,7 @@ def test_fraud_and_recs_paused_past_their_session_start_again(backlog, tmp_path:
     met it). The rules' alerts and each user's viewing counts are still exact, none twice."""
     base, events = backlog
     prefix = "pause-"
-    settings = with_settings(base, data_dir=tmp_path / "data", stream_group_prefix=prefix,
-                             models_dir=tmp_path / "models")  # fmt: skip
-    env = cli_env(settings, MOVIEFLIX_STREAM_COMMIT_INTERVAL_S="0.5",
-                  MOVIEFLIX_STREAM_GROUP_PREFIX=prefix,
-                  MOVIEFLIX_STREAM_SESSION_TIMEOUT_S="6")  # fmt: skip
+    settings, env = _fraud_and_recs_env(base, tmp_path, prefix)
     topic = {"fraud": "user-interactions", "recs": "watch-history"}
     progress = {name: Progress(settings, f"{prefix}{name}", topic[name]) for name in topic}
     apps = {name: start_app(env, "--timeout", "8", *EOS, app=name) for name in topic}
