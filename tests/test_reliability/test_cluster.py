@@ -17,11 +17,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from movieflix_lab.jobs.processes import gateway_process
 from movieflix_lab.kafka.broker import LocalBroker
 from movieflix_lab.kafka.catalog import create_topics, describe_topics
+from movieflix_lab.kafka.client import admin_client, client_config
 from movieflix_lab.serve.delivery import CANARY_EVERY_S
+from movieflix_lab.streams.app import stream_producer_config
 from tests.fixtures.cluster import busiest_leader, in_sync_everywhere, kill_node, leaders
 from tests.fixtures.gateway import CLIENTS, Clients, count_event_ids
 from tests.fixtures.kafka import free_port, with_settings
@@ -88,11 +91,6 @@ def test_a_transaction_commit_rides_out_its_group_coordinators_loss(cluster) -> 
     node-loss test). With the stream apps' producer settings (idle connections closed) the
     commit goes through while the node is still down. Without them this waited 100+ s
     for a 20-s timeout, every time."""
-    from confluent_kafka import Consumer, Producer, TopicPartition
-
-    from movieflix_lab.kafka.client import client_config
-    from movieflix_lab.streams.app import stream_producer_config
-
     create_topics(cluster)
     base = client_config(cluster)
     writer = Producer(base)
@@ -114,9 +112,7 @@ def test_a_transaction_commit_rides_out_its_group_coordinators_loss(cluster) -> 
     producer.send_offsets_to_transaction(offsets, reader.consumer_group_metadata(), 20)
     producer.commit_transaction(20)
     producer.begin_transaction()
-    from confluent_kafka.admin import AdminClient
-
-    admin = AdminClient(base)  # kept alive until its future resolves
+    admin = admin_client(cluster)  # kept alive until its future resolves
     described = admin.describe_consumer_groups([group])[group].result(30)
     node = described.coordinator.id
     kill_node(cluster, node)
